@@ -1,0 +1,341 @@
+//! Configuration from the environment (and `.env`), validated once at start-up.
+//!
+//! Every setting is an environment variable with a default; a bad value stops
+//! start-up with a message naming the variable and the form it expects.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A start-up error that names the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// The validated configuration of one server process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub imap_bind: SocketAddr,
+    pub domain_cache_ttl: Duration,
+    pub ban_cache_ttl: Duration,
+    pub limits: Limits,
+}
+
+/// Per-connection protocol limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest command line accepted (without literals).
+    pub max_line: usize,
+    /// Largest literal accepted by commands other than APPEND.
+    pub max_literal: u32,
+    /// Largest message accepted by APPEND.
+    pub max_message_size: u32,
+    /// How long a connection may stay silent before logging in.
+    pub login_timeout: Duration,
+    /// How long an authenticated connection may stay silent.
+    pub idle_timeout: Duration,
+    /// Most simultaneous connections per process.
+    pub max_connections: usize,
+    /// Consecutive malformed commands tolerated before the connection is closed.
+    pub max_bad_commands: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 64 * 1024,
+            max_literal: 64 * 1024,
+            max_message_size: 50 * 1024 * 1024,
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_connections: 10_000,
+            max_bad_commands: 20,
+        }
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/imap-server.db";
+
+/// Where configuration values come from; the environment in production,
+/// a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Environment;
+
+impl Source for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, String, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        // A missing .env is normal; a malformed one is worth stopping for.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => {
+                return Err(ConfigError {
+                    variable: ".env",
+                    problem: format!("cannot be read: {e}"),
+                });
+            }
+        }
+        Config::from_source(&Environment)
+    }
+
+    /// Only the database location, for sub-commands that need nothing else
+    /// (`migrate`, `admin`, `deliver`).
+    pub fn database_url_from(source: &dyn Source) -> String {
+        source
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+    }
+
+    pub fn from_source(source: &dyn Source) -> Result<Config, ConfigError> {
+        let database_url = Config::database_url_from(source);
+        if !(database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+            || database_url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError {
+                variable: "DATABASE_URL",
+                problem: "expected postgres://… or sqlite://…".into(),
+            });
+        }
+        refuse_unimplemented(source)?;
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_line: number(source, "IMAP_MAX_LINE", defaults.max_line, 1024)?,
+            max_literal: number(source, "IMAP_MAX_LITERAL", defaults.max_literal, 1024)?,
+            max_message_size: number(
+                source,
+                "IMAP_MAX_MESSAGE_SIZE",
+                defaults.max_message_size,
+                1024,
+            )?,
+            login_timeout: seconds(source, "IMAP_LOGIN_TIMEOUT", defaults.login_timeout)?,
+            idle_timeout: seconds(source, "IMAP_IDLE_TIMEOUT", defaults.idle_timeout)?,
+            max_connections: number(source, "IMAP_MAX_CONNECTIONS", defaults.max_connections, 1)?,
+            max_bad_commands: number(
+                source,
+                "IMAP_MAX_BAD_COMMANDS",
+                defaults.max_bad_commands,
+                1,
+            )?,
+        };
+        Ok(Config {
+            database_url,
+            database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 20, 1)?,
+            imap_bind: bind_address(source, "IMAP_BIND", "0.0.0.0:143")?,
+            domain_cache_ttl: seconds(source, "DOMAIN_CACHE_TTL", Duration::from_secs(60))?,
+            ban_cache_ttl: seconds(source, "BAN_CACHE_TTL", Duration::from_secs(30))?,
+            limits,
+        })
+    }
+}
+
+/// Settings of later releases must not be silently ignored: an operator who sets
+/// them expects them to take effect.
+fn refuse_unimplemented(source: &dyn Source) -> Result<(), ConfigError> {
+    for variable in [
+        "USE_SUPABASE_BANS",
+        "USE_SUPABASE_DOMAINS",
+        "ALLOW_PLAINTEXT_AUTH",
+    ] {
+        if let Some(value) = source.get(variable) {
+            boolean(variable, &value)?;
+        }
+    }
+    for variable in ["SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_KEY"] {
+        if source.get(variable).is_some() {
+            return Err(ConfigError {
+                variable,
+                problem:
+                    "Supabase mode is not available in this release; unset it to use DATABASE_URL"
+                        .into(),
+            });
+        }
+    }
+    for variable in ["IMAPS_BIND", "TLS_CERT", "TLS_KEY"] {
+        if source.get(variable).is_some() {
+            return Err(ConfigError {
+                variable,
+                problem: "TLS is not available in this release; terminate TLS in front of the server or unset it"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `true/false/1/0/yes/no`, any case.
+pub fn boolean(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError {
+            variable,
+            problem: format!("expected true/false/1/0/yes/no, got {value:?}"),
+        }),
+    }
+}
+
+fn number<T>(
+    source: &dyn Source,
+    variable: &'static str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = source.get(variable) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(value) if value >= min => Ok(value),
+        _ => Err(ConfigError {
+            variable,
+            problem: format!("expected a whole number of at least {min}, got {raw:?}"),
+        }),
+    }
+}
+
+fn seconds(
+    source: &dyn Source,
+    variable: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let value: u64 = number(source, variable, default.as_secs(), 1)?;
+    Ok(Duration::from_secs(value))
+}
+
+fn bind_address(
+    source: &dyn Source,
+    variable: &'static str,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let raw = source.get(variable).unwrap_or_else(|| default.to_owned());
+    raw.trim().parse().map_err(|_| ConfigError {
+        variable,
+        problem: format!("expected HOST:PORT such as 127.0.0.1:1143, got {raw:?}"),
+    })
+}
+
+/// The database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &url[scheme_end + 3 + at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+/// The file behind a `sqlite:` URL, so its directory can be created.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_source(&map)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_database_and_port_143() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.imap_bind.to_string(), "0.0.0.0:143");
+        assert_eq!(c.domain_cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.ban_cache_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_malformed_bind_address_names_the_variable() {
+        let e = config(&[("IMAP_BIND", "localhost")]).unwrap_err();
+        assert_eq!(e.variable, "IMAP_BIND");
+        assert!(e.to_string().contains("HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn booleans_accept_the_usual_spellings_and_nothing_else() {
+        for yes in ["true", "TRUE", "1", "Yes"] {
+            assert!(boolean("X", yes).unwrap());
+        }
+        for no in ["false", "0", "NO"] {
+            assert!(!boolean("X", no).unwrap());
+        }
+        let e = config(&[("USE_SUPABASE_BANS", "maybe")]).unwrap_err();
+        assert_eq!(e.variable, "USE_SUPABASE_BANS");
+    }
+
+    #[test]
+    fn a_zero_ttl_is_refused() {
+        let e = config(&[("DOMAIN_CACHE_TTL", "0")]).unwrap_err();
+        assert_eq!(e.variable, "DOMAIN_CACHE_TTL");
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://imap:s3cret@db.example:5432/mail"),
+            "postgres://imap:***@db.example:5432/mail"
+        );
+        assert_eq!(
+            redact_url("postgres://imap@db/mail"),
+            "postgres://imap@db/mail"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn sqlite_paths_are_found_in_both_url_forms() {
+        assert_eq!(
+            sqlite_path("sqlite://data/a.db"),
+            Some(PathBuf::from("data/a.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:a.db?mode=rwc"),
+            Some(PathBuf::from("a.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! Accounts, tokens, subscriptions, domains and bans: who may log in, which
+//! addresses they may create, and whose mail is hidden. Never touches the socket.
+
+pub mod bans;
+pub mod cache;
+pub mod domains;
+pub mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use bans::{BanList, Scope};
+pub use sql::SqlDirectory;
+
+/// A customer who logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: String,
+    pub email: String,
+}
+
+/// Why a login failed. The messages are the deployment's, word for word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown token, or a token presented with someone else's email: never
+    /// confirm to the wrong user that a token exists.
+    #[error("Invalid IMAP token")]
+    InvalidToken,
+    #[error("IMAP token has expired")]
+    Expired,
+    #[error("Your subscription is not active. Please renew your subscription to use IMAP.")]
+    SubscriptionInactive,
+    #[error("Authentication is temporarily unavailable, try again later")]
+    Unavailable,
+}
+
+/// Why an address may not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressRefusal {
+    #[error("Not a valid email address")]
+    Malformed,
+    #[error("This domain is banned")]
+    DomainBanned,
+    #[error("This address is banned")]
+    AddressBanned,
+    #[error("You can only create addresses on your own domains or a global domain")]
+    NotYourDomain,
+    #[error("This domain is not active")]
+    DomainInactive,
+    #[error("Domain and ban data are temporarily unavailable, try again later")]
+    Unavailable,
+}
+
+/// The directory could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("directory unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Checks a login name and IMAP token (DESIGN §5).
+    async fn authenticate(&self, login: &str, token: &str) -> Result<Account, AuthError>;
+    /// Checks domain ownership and bans for a new disposable address.
+    async fn may_create_address(&self, user_id: &str, address: &str) -> Result<(), AddressRefusal>;
+    /// The active bans, from the cache.
+    async fn bans(&self) -> Result<Arc<BanList>, Unavailable>;
+}
+
+/// Splits and checks a disposable address: `local@domain`, with a plain
+/// dot-atom local part and a domain of at least two labels. Returns the lower-case
+/// address and its domain.
+pub fn parse_address(name: &str) -> Result<(String, String), AddressRefusal> {
+    let lowered = name.trim().to_lowercase();
+    let (local, domain) = lowered.split_once('@').ok_or(AddressRefusal::Malformed)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-=?^_`{|}~.".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        let domain = domain.to_owned();
+        Ok((lowered, domain))
+    } else {
+        Err(AddressRefusal::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_lowercased_and_split() {
+        assert_eq!(
+            parse_address("Box.1+tag@Sub.Example.COM"),
+            Ok(("box.1+tag@sub.example.com".into(), "sub.example.com".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused() {
+        for bad in [
+            "nobody",
+            "@example.com",
+            "a@",
+            "a@example",
+            "a@@example.com",
+            "a b@example.com",
+            "a/b@example.com",
+            ".a@example.com",
+            "a..b@example.com",
+            "a@-x.example.com",
+            "a@exa_mple.com",
+        ] {
+            assert_eq!(parse_address(bad), Err(AddressRefusal::Malformed), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Commands valid in any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), and
+//! the authenticated-state informational ones, ENABLE (RFC 5161) and
+//! NAMESPACE (RFC 2342).
+
+use std::net::SocketAddr;
+
+use imap_types::core::{IString, NString, Vec1};
+use imap_types::extensions::enable::CapabilityEnable;
+
+use crate::imap::outcome::{Done, Outcome};
+use crate::imap::response::{Out, quoted};
+use crate::imap::{CAPABILITIES, CAPABILITIES_BEFORE_LOGIN};
+
+pub fn capability(authenticated: bool, out: &mut Out) -> Outcome {
+    let list = if authenticated {
+        CAPABILITIES
+    } else {
+        CAPABILITIES_BEFORE_LOGIN
+    };
+    out.untagged(&format!("CAPABILITY {list}"));
+    Ok(Done::ok("CAPABILITY completed"))
+}
+
+pub fn noop() -> Outcome {
+    Ok(Done::ok("NOOP completed"))
+}
+
+pub fn logout() -> Outcome {
+    Ok(Done::ok("LOGOUT completed"))
+}
+
+pub fn id(
+    parameters: Option<Vec<(IString<'_>, NString<'_>)>>,
+    peer: &SocketAddr,
+    out: &mut Out,
+) -> Outcome {
+    if let Some(parameters) = parameters {
+        let described: Vec<String> = parameters
+            .iter()
+            .map(|(key, value)| {
+                let value = value
+                    .0
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v.as_ref()).into_owned())
+                    .unwrap_or_else(|| "NIL".into());
+                format!("{}={value}", String::from_utf8_lossy(key.as_ref()))
+            })
+            .collect();
+        tracing::debug!(peer = %peer, client = %described.join(" "), "client identified itself");
+    }
+    out.untagged(&format!(
+        "ID ({} {} {} {})",
+        quoted("name"),
+        quoted("imap-server"),
+        quoted("version"),
+        quoted(env!("CARGO_PKG_VERSION"))
+    ));
+    Ok(Done::ok("ID completed"))
+}
+
+/// No extension we advertise can be enabled yet, so nothing is enabled
+/// (RFC 5161 3.1: unknown capabilities are ignored).
+pub fn enable(_requested: &Vec1<CapabilityEnable<'_>>, out: &mut Out) -> Outcome {
+    out.untagged("ENABLED");
+    Ok(Done::ok("ENABLE completed"))
+}
+
+/// One personal namespace with no prefix and `/` as delimiter; no shared or
+/// other-users namespaces, since nobody sees anybody else's mail.
+pub fn namespace(out: &mut Out) -> Outcome {
+    out.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+    Ok(Done::ok("NAMESPACE completed"))
+}

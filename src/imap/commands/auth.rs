@@ -1,0 +1,130 @@
+//! LOGIN and AUTHENTICATE PLAIN (RFC 3501 6.2, RFC 4616, SASL-IR RFC 4959).
+//! The password is the customer's IMAP token; it is never logged.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use imap_types::auth::AuthMechanism;
+use imap_types::secret::Secret;
+
+use crate::imap::outcome::{Done, Failure, Outcome};
+use crate::imap::response::{Code, Out};
+use crate::imap::session::{Session, State};
+use crate::imap::{CAPABILITIES, SPECIAL_FOLDER_NAMES};
+
+pub async fn login(session: &mut Session, username: &[u8], password: &[u8]) -> Outcome {
+    let (Ok(username), Ok(token)) = (std::str::from_utf8(username), std::str::from_utf8(password))
+    else {
+        session.failed_logins += 1;
+        return Err(Failure::no(
+            Code::AuthenticationFailed,
+            "Invalid IMAP token",
+        ));
+    };
+    log_in(session, username, token).await
+}
+
+/// Starts AUTHENTICATE. `None` means a continuation request was queued and
+/// the client's response arrives through `on_authenticate_response`.
+pub async fn authenticate(
+    session: &mut Session,
+    tag: &str,
+    mechanism: &AuthMechanism<'_>,
+    initial_response: Option<Secret<Cow<'_, [u8]>>>,
+    out: &mut Out,
+) -> Option<Outcome> {
+    if *mechanism != AuthMechanism::Plain {
+        return Some(Err(Failure::no(
+            Code::Cannot,
+            format!("Unsupported authentication mechanism {mechanism}; use PLAIN"),
+        )));
+    }
+    match initial_response {
+        Some(response) => Some(plain(session, response.declassify()).await),
+        None => {
+            session.pending_authentication = Some(tag.to_owned());
+            out.continuation("");
+            None
+        }
+    }
+}
+
+impl Session {
+    /// The client's answer to the AUTHENTICATE continuation request.
+    pub(crate) async fn on_authenticate_response(
+        &mut self,
+        line: Option<&[u8]>,
+        out: &mut Out,
+    ) -> crate::imap::session::Next {
+        let Some(tag) = self.pending_authentication.take() else {
+            return crate::imap::session::Next::Command;
+        };
+        let outcome = match line {
+            None => Err(Failure::bad_with(
+                Code::Limit,
+                "Authentication response too long",
+            )),
+            Some(b"*") => Err(Failure::bad("Authentication cancelled")),
+            Some(encoded) => match STANDARD.decode(encoded) {
+                Ok(decoded) => plain(self, &decoded).await,
+                Err(_) => Err(Failure::bad("Authentication response is not valid base64")),
+            },
+        };
+        self.finish(&tag, outcome, out);
+        crate::imap::session::Next::Command
+    }
+}
+
+/// `authzid NUL authcid NUL passwd` (RFC 4616 2).
+async fn plain(session: &mut Session, message: &[u8]) -> Outcome {
+    let mut parts = message.split(|&b| b == 0);
+    let (Some(authzid), Some(authcid), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Failure::bad("Malformed PLAIN authentication message"));
+    };
+    let (Ok(authzid), Ok(authcid), Ok(token)) = (
+        std::str::from_utf8(authzid),
+        std::str::from_utf8(authcid),
+        std::str::from_utf8(password),
+    ) else {
+        session.failed_logins += 1;
+        return Err(Failure::no(
+            Code::AuthenticationFailed,
+            "Invalid IMAP token",
+        ));
+    };
+    if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(authcid) {
+        session.failed_logins += 1;
+        return Err(Failure::no(
+            Code::AuthorizationFailed,
+            "Logging in as another user is not allowed",
+        ));
+    }
+    log_in(session, authcid, token).await
+}
+
+async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
+    let services = session.services.clone();
+    let result = services.directory.authenticate(login, token).await;
+    match result {
+        Ok(account) => {
+            services
+                .store
+                .provision_user(&account.user_id, &SPECIAL_FOLDER_NAMES)
+                .await?;
+            tracing::info!(user = %account.email, peer = %session.peer, outcome = "success", "login");
+            session.state = State::Authenticated(account);
+            Ok(Done::with_code(
+                Code::Capability(CAPABILITIES.into()),
+                "Logged in",
+            ))
+        }
+        Err(error) => {
+            session.failed_logins += 1;
+            tracing::info!(user = %login, peer = %session.peer, outcome = %error, "login failed");
+            Err(error.into())
+        }
+    }
+}

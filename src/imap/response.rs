@@ -1,0 +1,262 @@
+//! Building server responses (RFC 3501 7). Responses are written into a
+//! buffer that the connection flushes; nothing here does I/O.
+//!
+//! The response grammar we emit is small, so it is written directly rather
+//! than through imap-types' response tree: that keeps FETCH bodies streaming
+//! from stored bytes without intermediate copies, and keeps every string we
+//! emit on the one code path below that decides between quoted and literal.
+
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    No,
+    Bad,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+        }
+    }
+}
+
+/// Response codes (RFC 3501 7.1, RFC 5530, RFC 4315, RFC 7889).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    Alert,
+    Parse,
+    ReadOnly,
+    ReadWrite,
+    TryCreate,
+    Capability(String),
+    UidNext(u32),
+    UidValidity(u32),
+    Unseen(u32),
+    PermanentFlags(String),
+    // RFC 5530
+    Unavailable,
+    AuthenticationFailed,
+    AuthorizationFailed,
+    Expired,
+    PrivacyRequired,
+    ContactAdmin,
+    NoPerm,
+    InUse,
+    Corruption,
+    ServerBug,
+    ClientBug,
+    Cannot,
+    Limit,
+    AlreadyExists,
+    NonExistent,
+    HasChildren,
+    // RFC 7889
+    TooBig,
+}
+
+impl Code {
+    fn write(&self, out: &mut String) {
+        let text = match self {
+            Code::Alert => "ALERT",
+            Code::Parse => "PARSE",
+            Code::ReadOnly => "READ-ONLY",
+            Code::ReadWrite => "READ-WRITE",
+            Code::TryCreate => "TRYCREATE",
+            Code::Capability(list) => {
+                let _ = write!(out, "CAPABILITY {list}");
+                return;
+            }
+            Code::UidNext(n) => {
+                let _ = write!(out, "UIDNEXT {n}");
+                return;
+            }
+            Code::UidValidity(n) => {
+                let _ = write!(out, "UIDVALIDITY {n}");
+                return;
+            }
+            Code::Unseen(n) => {
+                let _ = write!(out, "UNSEEN {n}");
+                return;
+            }
+            Code::PermanentFlags(flags) => {
+                let _ = write!(out, "PERMANENTFLAGS ({flags})");
+                return;
+            }
+            Code::Unavailable => "UNAVAILABLE",
+            Code::AuthenticationFailed => "AUTHENTICATIONFAILED",
+            Code::AuthorizationFailed => "AUTHORIZATIONFAILED",
+            Code::Expired => "EXPIRED",
+            Code::PrivacyRequired => "PRIVACYREQUIRED",
+            Code::ContactAdmin => "CONTACTADMIN",
+            Code::NoPerm => "NOPERM",
+            Code::InUse => "INUSE",
+            Code::Corruption => "CORRUPTION",
+            Code::ServerBug => "SERVERBUG",
+            Code::ClientBug => "CLIENTBUG",
+            Code::Cannot => "CANNOT",
+            Code::Limit => "LIMIT",
+            Code::AlreadyExists => "ALREADYEXISTS",
+            Code::NonExistent => "NONEXISTENT",
+            Code::HasChildren => "HASCHILDREN",
+            Code::TooBig => "TOOBIG",
+        };
+        out.push_str(text);
+    }
+}
+
+/// Responses waiting to be sent.
+#[derive(Debug, Default)]
+pub struct Out {
+    buf: Vec<u8>,
+}
+
+impl Out {
+    pub fn new() -> Out {
+        Out::default()
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// A status response: `tag` is `None` for an untagged one.
+    pub fn status(&mut self, tag: Option<&str>, status: Status, code: Option<&Code>, text: &str) {
+        let mut line = String::with_capacity(32 + text.len());
+        line.push_str(tag.unwrap_or("*"));
+        line.push(' ');
+        line.push_str(status.as_str());
+        line.push(' ');
+        if let Some(code) = code {
+            line.push('[');
+            code.write(&mut line);
+            line.push_str("] ");
+        }
+        line.push_str(&sanitize_text(text));
+        line.push_str("\r\n");
+        self.buf.extend_from_slice(line.as_bytes());
+    }
+
+    pub fn tagged(&mut self, tag: &str, status: Status, code: Option<&Code>, text: &str) {
+        self.status(Some(tag), status, code, text);
+    }
+
+    /// `* BYE text`; the text is never empty (Outlook fails on an empty one).
+    pub fn bye(&mut self, text: &str) {
+        let text = if text.trim().is_empty() {
+            "Closing connection"
+        } else {
+            text
+        };
+        self.buf.extend_from_slice(b"* BYE ");
+        self.buf.extend_from_slice(sanitize_text(text).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// An untagged data line: `* ` + `data` + CRLF. `data` must already be
+    /// valid response syntax (built with the helpers below).
+    pub fn untagged(&mut self, data: &str) {
+        self.buf.extend_from_slice(b"* ");
+        self.buf.extend_from_slice(data.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// A command continuation request; an empty `text` is an empty SASL challenge.
+    pub fn continuation(&mut self, text: &str) {
+        self.buf.extend_from_slice(b"+ ");
+        if !text.is_empty() {
+            self.buf.extend_from_slice(sanitize_text(text).as_bytes());
+        }
+        self.buf.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Human-readable text must be one line of TEXT-CHARs.
+fn sanitize_text(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c == '\r' || c == '\n' || c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    if cleaned.trim().is_empty() {
+        "Done".into()
+    } else {
+        cleaned
+    }
+}
+
+/// An IMAP `string`: quoted when it can be, a literal otherwise.
+pub fn string(value: &str, out: &mut String) {
+    let needs_literal = value
+        .bytes()
+        .any(|b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x80);
+    if needs_literal {
+        let _ = write!(out, "{{{}}}\r\n{}", value.len(), value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// `string` as a fresh `String`.
+pub fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    string(value, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_responses_carry_codes_and_one_line_of_text() {
+        let mut out = Out::new();
+        out.tagged(
+            "a1",
+            Status::No,
+            Some(&Code::AuthenticationFailed),
+            "Invalid\r\nIMAP token",
+        );
+        assert_eq!(
+            out.bytes(),
+            b"a1 NO [AUTHENTICATIONFAILED] Invalid  IMAP token\r\n"
+        );
+    }
+
+    #[test]
+    fn bye_is_never_empty() {
+        let mut out = Out::new();
+        out.bye("");
+        assert_eq!(out.bytes(), b"* BYE Closing connection\r\n");
+    }
+
+    #[test]
+    fn strings_are_quoted_or_literal() {
+        assert_eq!(quoted(r#"a "b" \c"#), r#""a \"b\" \\c""#);
+        assert_eq!(quoted("ü"), "{2}\r\nü");
+    }
+}

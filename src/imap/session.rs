@@ -1,0 +1,287 @@
+//! One client's session: the state machine of RFC 3501 3, fed with framed
+//! input by the connection handler and answering into an output buffer.
+//! It does no I/O of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+
+use super::outcome::Failure;
+use super::response::{Code, Out, Status};
+use super::{CAPABILITIES_BEFORE_LOGIN, Services};
+use crate::directory::Account;
+use crate::server::connection::Problem;
+
+/// The connection states of RFC 3501 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    NotAuthenticated,
+    Authenticated(Account),
+    Logout,
+}
+
+/// What the session needs next from the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The next command.
+    Command,
+    /// One line answering a continuation request (AUTHENTICATE).
+    Line,
+    /// Send what is queued, then close.
+    Close,
+}
+
+/// Input for the session.
+#[derive(Debug)]
+pub enum Input<'a> {
+    Command(&'a [u8]),
+    /// A line after a continuation request; `None` when it was too long.
+    Line(Option<&'a [u8]>),
+    /// A command the framer refused while reading it.
+    Refused {
+        tag: Option<String>,
+        problem: Problem,
+    },
+}
+
+/// Failed logins tolerated on one connection before it is closed.
+const MAX_FAILED_LOGINS: u32 = 5;
+
+pub struct Session {
+    pub(super) services: Arc<Services>,
+    pub(super) state: State,
+    pub(super) peer: SocketAddr,
+    pub(super) failed_logins: u32,
+    /// The tag of an AUTHENTICATE waiting for the client's response.
+    pub(super) pending_authentication: Option<String>,
+    bad_commands: u32,
+    /// Whether any valid command has arrived (HTTP detection applies before that).
+    seen_command: bool,
+}
+
+impl Session {
+    pub fn new(services: Arc<Services>, peer: SocketAddr) -> Session {
+        Session {
+            services,
+            state: State::NotAuthenticated,
+            peer,
+            failed_logins: 0,
+            pending_authentication: None,
+            bad_commands: 0,
+            seen_command: false,
+        }
+    }
+
+    pub fn greeting(&self, out: &mut Out) {
+        out.status(
+            None,
+            Status::Ok,
+            Some(&Code::Capability(CAPABILITIES_BEFORE_LOGIN.into())),
+            "imap-server ready",
+        );
+    }
+
+    /// How long the client may stay silent in the current state.
+    pub fn timeout(&self) -> Duration {
+        match self.state {
+            State::NotAuthenticated | State::Logout => self.services.limits.login_timeout,
+            State::Authenticated(_) => self.services.limits.idle_timeout,
+        }
+    }
+
+    pub fn account(&self) -> Option<&Account> {
+        match &self.state {
+            State::Authenticated(account) => Some(account),
+            _ => None,
+        }
+    }
+
+    /// The text of the BYE sent when the client stayed silent too long.
+    pub fn timeout_text(&self) -> &'static str {
+        "Autologout; idle for too long"
+    }
+
+    pub async fn handle(&mut self, input: Input<'_>, out: &mut Out) -> Next {
+        let next = match input {
+            Input::Command(bytes) => self.on_command(bytes, out).await,
+            Input::Line(line) => self.on_authenticate_response(line, out).await,
+            Input::Refused { tag, problem } => {
+                self.on_refused(tag, problem, out);
+                self.count_bad_command(out)
+            }
+        };
+        if self.failed_logins >= MAX_FAILED_LOGINS {
+            out.bye("Too many failed login attempts");
+            return Next::Close;
+        }
+        next
+    }
+
+    async fn on_command(&mut self, bytes: &[u8], out: &mut Out) -> Next {
+        // iOS sends a bare empty line between commands.
+        if bytes == b"\r\n" {
+            return Next::Command;
+        }
+        if !self.seen_command && looks_like_http(bytes) {
+            tracing::info!(peer = %self.peer, "HTTP request on the IMAP port");
+            out.bye("This is an IMAP server, not an HTTP server");
+            return Next::Close;
+        }
+        match CommandCodec::default().decode(bytes) {
+            Ok((rest, command)) if rest.is_empty() => {
+                self.seen_command = true;
+                self.bad_commands = 0;
+                let tag = command.tag.inner().to_owned();
+                self.execute(&tag, command.body, out).await
+            }
+            _ if looks_like_echo(bytes) => {
+                // A client echoing our own responses back; answering would
+                // only start a loop of errors.
+                tracing::debug!(peer = %self.peer, "ignored an echoed server response");
+                Next::Command
+            }
+            _ => {
+                self.reject_malformed(bytes, out);
+                self.count_bad_command(out)
+            }
+        }
+    }
+
+    fn count_bad_command(&mut self, out: &mut Out) -> Next {
+        self.bad_commands += 1;
+        if self.bad_commands >= self.services.limits.max_bad_commands {
+            out.bye("Too many invalid commands");
+            Next::Close
+        } else {
+            Next::Command
+        }
+    }
+
+    fn reject_malformed(&self, bytes: &[u8], out: &mut Out) {
+        let tag = crate::server::connection::recover_tag(bytes);
+        let name = command_name(bytes);
+        let text = match name {
+            Some(name) if super::dispatch::is_known_command(&name) => {
+                format!("Invalid arguments for {name}")
+            }
+            Some(name) => format!("Unknown command {name}"),
+            None => "Invalid command".to_owned(),
+        };
+        out.status(tag.as_deref(), Status::Bad, Some(&Code::Parse), &text);
+    }
+
+    fn on_refused(&self, tag: Option<String>, problem: Problem, out: &mut Out) {
+        let failure = match problem {
+            Problem::LineTooLong => Failure::bad_with(
+                Code::Limit,
+                format!(
+                    "Command line longer than {} bytes",
+                    self.services.limits.max_line
+                ),
+            ),
+            Problem::LiteralTooBig {
+                append: true,
+                limit,
+            } => Failure::no(
+                Code::TooBig,
+                format!("Message larger than the limit of {limit} bytes"),
+            ),
+            Problem::LiteralTooBig {
+                append: false,
+                limit,
+            } => Failure::bad_with(Code::TooBig, format!("Literal larger than {limit} bytes")),
+        };
+        out.status(
+            tag.as_deref(),
+            failure.status,
+            failure.code.as_ref(),
+            &failure.text,
+        );
+    }
+
+    pub(super) fn finish(&self, tag: &str, outcome: super::outcome::Outcome, out: &mut Out) {
+        match outcome {
+            Ok(done) => out.tagged(tag, Status::Ok, done.code.as_ref(), &done.text),
+            Err(failure) => out.tagged(tag, failure.status, failure.code.as_ref(), &failure.text),
+        }
+    }
+}
+
+/// The second word of a command line, upper-cased.
+fn command_name(bytes: &[u8]) -> Option<String> {
+    let line = bytes.split(|&b| b == b'\r' || b == b'\n').next()?;
+    let word = line.split(|&b| b == b' ').nth(1)?;
+    let word = std::str::from_utf8(word).ok()?;
+    let printable =
+        !word.is_empty() && word.len() <= 32 && word.bytes().all(|b| b.is_ascii_graphic());
+    printable.then(|| word.to_ascii_uppercase())
+}
+
+/// `GET / HTTP/1.1` and friends (DESIGN §10).
+fn looks_like_http(bytes: &[u8]) -> bool {
+    let line = bytes
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
+    const METHODS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"PATCH ",
+        b"TRACE ",
+    ];
+    let has_version = line.windows(6).any(|w| w.eq_ignore_ascii_case(b" HTTP/"));
+    line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"HTTP/")
+        || has_version
+            && METHODS
+                .iter()
+                .any(|m| line.len() >= m.len() && line[..m.len()].eq_ignore_ascii_case(m))
+}
+
+/// Untagged status lines and continuations, as a confused client echoes them.
+fn looks_like_echo(bytes: &[u8]) -> bool {
+    let first = bytes
+        .split(|&b| b == b' ' || b == b'\r')
+        .next()
+        .unwrap_or_default();
+    first == b"*"
+        || first == b"+"
+        || [&b"OK"[..], b"NO", b"BAD", b"BYE", b"PREAUTH"]
+            .iter()
+            .any(|word| first.eq_ignore_ascii_case(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_requests_are_recognised() {
+        assert!(looks_like_http(b"GET / HTTP/1.1\r\n"));
+        assert!(looks_like_http(b"post /login http/1.0\r\n"));
+        assert!(looks_like_http(b"HTTP/1.1 200 OK\r\n"));
+        assert!(!looks_like_http(b"GET NOOP\r\n"));
+        assert!(!looks_like_http(b"a1 LOGIN x y\r\n"));
+    }
+
+    #[test]
+    fn echoed_responses_are_recognised() {
+        assert!(looks_like_echo(b"OK [CAPABILITY IMAP4rev1] ready\r\n"));
+        assert!(looks_like_echo(b"* OK hello\r\n"));
+        assert!(looks_like_echo(b"no way\r\n"));
+        assert!(!looks_like_echo(b"a1 NOOP\r\n"));
+    }
+
+    #[test]
+    fn command_names_are_extracted() {
+        assert_eq!(command_name(b"a1 frob x\r\n"), Some("FROB".into()));
+        assert_eq!(command_name(b"a1\r\n"), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! imap-server: an IMAP server for disposable-email services.
+//!
+//! Dependencies point one way: `server -> imap -> {store, directory}`.
+//! `store` and `directory` never format IMAP; `imap` never writes SQL.
+
+pub mod config;
+pub mod directory;
+pub mod imap;
+pub mod server;
+pub mod store;

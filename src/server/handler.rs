@@ -1,0 +1,108 @@
+//! One connection: feeds framed input to the session, sends its answers,
+//! enforces the silence timeouts, and logs the connection's life.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use super::connection::{Connection, Frame, Problem, ReadError};
+use crate::imap::response::Out;
+use crate::imap::session::{Input, Next};
+use crate::imap::{Services, Session};
+
+/// Input read from the wire, owned.
+enum Read {
+    Command(Vec<u8>),
+    Line(Option<Vec<u8>>),
+    Refused {
+        tag: Option<String>,
+        problem: Problem,
+    },
+}
+
+impl Read {
+    fn as_input(&self) -> Input<'_> {
+        match self {
+            Read::Command(bytes) => Input::Command(bytes),
+            Read::Line(line) => Input::Line(line.as_deref()),
+            Read::Refused { tag, problem } => Input::Refused {
+                tag: tag.clone(),
+                problem: *problem,
+            },
+        }
+    }
+}
+
+async fn read<S: AsyncRead + AsyncWrite + Unpin>(
+    connection: &mut Connection<S>,
+    next: Next,
+) -> Result<Read, ReadError> {
+    match next {
+        Next::Line => Ok(Read::Line(connection.read_plain_line().await?)),
+        _ => Ok(match connection.read_frame().await? {
+            Frame::Command(bytes) => Read::Command(bytes),
+            Frame::Refused { tag, problem } => Read::Refused { tag, problem },
+        }),
+    }
+}
+
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    services: Arc<Services>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::info!(%peer, "connection opened");
+    let mut connection = Connection::new(stream, &services.limits);
+    let mut session = Session::new(services, peer);
+    let mut out = Out::new();
+    session.greeting(&mut out);
+    let mut next = Next::Command;
+    let reason = loop {
+        connection.write(out.bytes());
+        out.clear();
+        if let Err(error) = connection.flush().await {
+            tracing::debug!(%peer, %error, "write failed");
+            break "write failed";
+        }
+        if next == Next::Close {
+            break "closed by server";
+        }
+        let read = tokio::select! {
+            _ = shutdown.changed() => {
+                out.bye("Server shutting down");
+                next = Next::Close;
+                continue;
+            }
+            read = tokio::time::timeout(session.timeout(), read(&mut connection, next)) => read,
+        };
+        let input = match read {
+            Ok(Ok(input)) => input,
+            Err(_) => {
+                out.bye(session.timeout_text());
+                next = Next::Close;
+                continue;
+            }
+            Ok(Err(ReadError::Flood)) => {
+                out.bye("Literal too large; closing connection");
+                next = Next::Close;
+                continue;
+            }
+            Ok(Err(ReadError::Closed)) => break "closed by client",
+            Ok(Err(ReadError::Io(error))) => {
+                tracing::debug!(%peer, %error, "read failed");
+                break "read failed";
+            }
+        };
+        next = session.handle(input.as_input(), &mut out).await;
+    };
+    let user = session
+        .account()
+        .map(|a| a.email.clone())
+        .unwrap_or_default();
+    tracing::info!(%peer, %user, reason, "connection closed");
+}

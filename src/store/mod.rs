@@ -1,0 +1,253 @@
+//! Storage: the `MailStore` and `AccountStore` traits and their PostgreSQL and
+//! SQLite implementations. Nothing here knows IMAP syntax.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Storage failures, mapped to protocol answers in exactly one place (`imap::outcome`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("no such mailbox")]
+    NotFound,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A mailbox as storage knows it, resolved for one user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MailboxId {
+    /// The unified view of everything the user receives.
+    Inbox { user_id: String },
+    /// One disposable address (lower case).
+    Address(String),
+    /// A personal folder of the user.
+    Folder { user_id: String, name: String },
+}
+
+impl MailboxId {
+    /// The `mailbox_state` key and `emails` columns of this mailbox.
+    fn key(&self) -> (&str, &str) {
+        match self {
+            MailboxId::Inbox { user_id } => (user_id, "INBOX"),
+            MailboxId::Address(address) => (address, "INBOX"),
+            MailboxId::Folder { user_id, name } => (user_id, name),
+        }
+    }
+}
+
+/// One of the user's mailboxes, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxEntry {
+    pub name: String,
+    pub kind: MailboxKind,
+    pub subscribed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxKind {
+    Inbox,
+    Address,
+    Folder,
+}
+
+/// Per-mailbox counters (RFC 3501 2.3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxState {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    /// Messages with a UID at or above this are \Recent.
+    pub recent_uid: u32,
+}
+
+/// What STATUS and ban filtering need of each message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSummary {
+    pub uid: u32,
+    pub sender: Option<String>,
+    pub flags: Vec<String>,
+}
+
+impl MessageSummary {
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+    }
+}
+
+/// A message to store, with the deployment's columns filled in from it.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    pub subject: Option<String>,
+    pub from_addr: Option<String>,
+    pub to_addrs: Option<String>,
+    pub body: Option<String>,
+    pub html: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    pub flags: Vec<String>,
+}
+
+/// Where a stored message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// Mailboxes and messages.
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    /// Gives a user seen for the first time their INBOX and the special-use folders.
+    async fn provision_user(&self, user_id: &str, folders: &[&str]) -> StoreResult<()>;
+    /// The user's INBOX, addresses and folders, with subscription state.
+    async fn mailboxes(&self, user_id: &str) -> StoreResult<Vec<MailboxEntry>>;
+    /// The user who owns this address, if any.
+    async fn address_owner(&self, address: &str) -> StoreResult<Option<String>>;
+    /// Makes `address` the user's; mail already stored for it joins the unified INBOX.
+    async fn create_address(&self, user_id: &str, address: &str) -> StoreResult<()>;
+    /// Releases the user's address and removes its mail, in one transaction.
+    async fn delete_address(&self, user_id: &str, address: &str) -> StoreResult<()>;
+    /// Creates a personal folder (its parents must already exist or be created by the caller).
+    async fn create_folder(&self, user_id: &str, name: &str) -> StoreResult<()>;
+    /// Deletes a personal folder and its messages.
+    async fn delete_folder(&self, user_id: &str, name: &str) -> StoreResult<()>;
+    /// Renames a personal folder and every folder below it.
+    async fn rename_folder(&self, user_id: &str, from: &str, to: &str) -> StoreResult<()>;
+    async fn set_subscribed(&self, mailbox: &MailboxId, subscribed: bool) -> StoreResult<()>;
+    async fn mailbox_state(&self, mailbox: &MailboxId) -> StoreResult<Option<MailboxState>>;
+    /// Every message of the mailbox in UID order, hidden ones included.
+    async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>>;
+    /// Stores a message in a mailbox; the database assigns its UID.
+    async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored>;
+}
+
+/// A token as stored.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user_id: String,
+    pub token: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub email: String,
+    pub subscription_status: Option<String>,
+    pub subscription_end_date: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRecord {
+    pub id: String,
+    pub domain: String,
+    pub user_id: Option<String>,
+    pub active: bool,
+    pub global: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    pub id: String,
+    pub scope: String,
+    pub value: String,
+    pub match_type: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressRecord {
+    pub address: String,
+    pub user_id: Option<String>,
+}
+
+/// Accounts, tokens, domains and bans as stored in the SQL database: what the
+/// SQL directory reads and what `imap-server admin` edits.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn token(&self, token: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Every domain row, active or not.
+    async fn domains(&self) -> StoreResult<Vec<DomainRecord>>;
+    /// Every ban row, active or not.
+    async fn bans(&self) -> StoreResult<Vec<BanRecord>>;
+
+    async fn add_user(&self, user: &UserRecord) -> StoreResult<()>;
+    async fn users(&self) -> StoreResult<Vec<UserRecord>>;
+    async fn set_subscription(
+        &self,
+        user_id: &str,
+        status: &str,
+        end_date: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    async fn add_token(&self, record: &TokenRecord) -> StoreResult<()>;
+    async fn tokens(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes by token id; false when there was no such token.
+    async fn revoke_token(&self, token_id: &str) -> StoreResult<bool>;
+    async fn add_domain(&self, domain: &DomainRecord) -> StoreResult<()>;
+    async fn set_domain_active(&self, domain: &str, active: bool) -> StoreResult<bool>;
+    async fn addresses(&self, user_id: Option<&str>) -> StoreResult<Vec<AddressRecord>>;
+    async fn add_ban(&self, ban: &BanRecord) -> StoreResult<()>;
+    async fn set_ban_active(&self, ban_id: &str, active: bool) -> StoreResult<bool>;
+}
+
+/// Both faces of one database.
+#[derive(Clone)]
+pub struct Database {
+    pub mail: Arc<dyn MailStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub backend: Backend,
+}
+
+#[derive(Clone)]
+pub enum Backend {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Database {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Database> {
+        if url.starts_with("sqlite:") {
+            let store = Arc::new(SqliteStore::open(url, max_connections).await?);
+            Ok(Database {
+                backend: Backend::Sqlite(store.pool().clone()),
+                mail: store.clone(),
+                accounts: store,
+            })
+        } else {
+            let store = Arc::new(PgStore::open(url, max_connections).await?);
+            Ok(Database {
+                backend: Backend::Postgres(store.pool().clone()),
+                mail: store.clone(),
+                accounts: store,
+            })
+        }
+    }
+}
+
+/// A fresh lower-case UUID, the id form both backends store.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,697 @@
+//! PostgreSQL: the production store. UIDs are assigned by the `emails` trigger
+//! (see migrations/postgres), so rows from external writers behave like ours.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use super::*;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+type Tx = Transaction<'static, Postgres>;
+
+impl PgStore {
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Locks a mailbox's counters for the rest of the transaction, creating them
+    /// if needed; the same lock the insert trigger takes.
+    async fn lock_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<i64> {
+        let (uidnext,): (i64,) = sqlx::query_as(
+            "INSERT INTO mailbox_state AS s (owner, name) VALUES ($1, $2)
+             ON CONFLICT (owner, name) DO UPDATE SET uidnext = s.uidnext
+             RETURNING s.uidnext",
+        )
+        .bind(owner)
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(uidnext)
+    }
+
+    /// Retires a mailbox name: a later mailbox of the same name gets a larger UIDVALIDITY.
+    async fn retire_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE mailbox_state SET deleted = true, uidvalidity = uidvalidity + 1
+             WHERE owner = $1 AND name = $2",
+        )
+        .bind(owner)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MailStore for PgStore {
+    async fn provision_user(&self, user_id: &str, folders: &[&str]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO mailbox_state (owner, name) VALUES ($1, 'INBOX') ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if fresh {
+            for folder in folders {
+                sqlx::query(
+                    "INSERT INTO mailbox_state (owner, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(folder)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mailboxes(&self, user_id: &str) -> StoreResult<Vec<MailboxEntry>> {
+        let rows: Vec<(String, bool, bool)> = sqlx::query_as(
+            "SELECT name, subscribed, false FROM mailbox_state WHERE owner = $1 AND NOT deleted
+             UNION ALL
+             SELECT i.email_address, coalesce(s.subscribed, true), true
+             FROM inbox i LEFT JOIN mailbox_state s ON s.owner = lower(i.email_address) AND s.name = 'INBOX'
+             WHERE i.user_id = $1::uuid",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(entries(rows))
+    }
+
+    async fn address_owner(&self, address: &str) -> StoreResult<Option<String>> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT user_id::text FROM inbox WHERE lower(email_address) = lower($1)",
+        )
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(owner,)| owner))
+    }
+
+    async fn create_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // The address's own lock first, as the insert trigger takes it, so a
+        // message arriving now either sees the new owner or is adopted below.
+        PgStore::lock_state(&mut tx, address, "INBOX").await?;
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (email_address, user_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING",
+        )
+        .bind(address)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        sqlx::query("UPDATE mailbox_state SET deleted = false WHERE owner = $1 AND name = 'INBOX'")
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        let first = PgStore::lock_state(&mut tx, user_id, "INBOX").await?;
+        let adopted = sqlx::query(
+            "UPDATE emails e SET inbox_owner = $2, inbox_uid = $3 + n.rank - 1
+             FROM (SELECT id, row_number() OVER (ORDER BY uid) AS rank FROM emails
+                   WHERE mailbox_owner = $1 AND mailbox = 'INBOX') n
+             WHERE e.id = n.id",
+        )
+        .bind(address)
+        .bind(user_id)
+        .bind(first)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+        if adopted > 0 {
+            sqlx::query(
+                "UPDATE mailbox_state SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1
+                 WHERE owner = $1 AND name = 'INBOX'",
+            )
+            .bind(user_id)
+            .bind(adopted)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("SELECT pg_notify('imap_changes', $1)")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        PgStore::lock_state(&mut tx, address, "INBOX").await?;
+        let deleted =
+            sqlx::query("DELETE FROM inbox WHERE lower(email_address) = $1 AND user_id = $2::uuid")
+                .bind(address)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM emails WHERE mailbox_owner = $1")
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        PgStore::retire_state(&mut tx, address, "INBOX").await?;
+        sqlx::query("SELECT pg_notify('imap_changes', $1), pg_notify('imap_changes', $2)")
+            .bind(address)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_folder(&self, user_id: &str, name: &str) -> StoreResult<()> {
+        let created = sqlx::query(
+            "INSERT INTO mailbox_state AS s (owner, name) VALUES ($1, $2)
+             ON CONFLICT (owner, name) DO UPDATE SET deleted = false, subscribed = true
+             WHERE s.deleted",
+        )
+        .bind(user_id)
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if created == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(())
+    }
+
+    async fn delete_folder(&self, user_id: &str, name: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<(bool,)> = sqlx::query_as(
+            "SELECT deleted FROM mailbox_state WHERE owner = $1 AND name = $2 FOR UPDATE",
+        )
+        .bind(user_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if !matches!(exists, Some((false,))) {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM emails WHERE mailbox_owner = $1 AND mailbox = $2")
+            .bind(user_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        PgStore::retire_state(&mut tx, user_id, name).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rename_folder(&self, user_id: &str, from: &str, to: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let moving: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT name, uidnext, highestmodseq FROM mailbox_state
+             WHERE owner = $1 AND NOT deleted AND (name = $2 OR starts_with(name, $2 || '/'))
+             FOR UPDATE",
+        )
+        .bind(user_id)
+        .bind(from)
+        .fetch_all(&mut *tx)
+        .await?;
+        if moving.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        for (old, uidnext, modseq) in moving {
+            let new = format!("{to}{}", &old[from.len()..]);
+            // The new name takes the messages with their UIDs, so it needs a
+            // UIDVALIDITY no earlier mailbox of that name ever had.
+            let claimed = sqlx::query(
+                "INSERT INTO mailbox_state AS s (owner, name, uidnext, highestmodseq) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (owner, name) DO UPDATE SET deleted = false, uidnext = greatest(s.uidnext, excluded.uidnext),
+                     highestmodseq = greatest(s.highestmodseq, excluded.highestmodseq),
+                     uidvalidity = greatest(s.uidvalidity + 1, excluded.uidvalidity)
+                 WHERE s.deleted",
+            )
+            .bind(user_id)
+            .bind(&new)
+            .bind(uidnext)
+            .bind(modseq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                return Err(StoreError::AlreadyExists);
+            }
+            sqlx::query("UPDATE emails SET mailbox = $3 WHERE mailbox_owner = $1 AND mailbox = $2")
+                .bind(user_id)
+                .bind(&old)
+                .bind(&new)
+                .execute(&mut *tx)
+                .await?;
+            PgStore::retire_state(&mut tx, user_id, &old).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_subscribed(&self, mailbox: &MailboxId, subscribed: bool) -> StoreResult<()> {
+        let (owner, name) = mailbox.key();
+        sqlx::query(
+            "INSERT INTO mailbox_state AS s (owner, name, subscribed) VALUES ($1, $2, $3)
+             ON CONFLICT (owner, name) DO UPDATE SET subscribed = excluded.subscribed",
+        )
+        .bind(owner)
+        .bind(name)
+        .bind(subscribed)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mailbox_state(&self, mailbox: &MailboxId) -> StoreResult<Option<MailboxState>> {
+        let (owner, name) = mailbox.key();
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT uidvalidity, uidnext, highestmodseq, recent_uid FROM mailbox_state
+             WHERE owner = $1 AND name = $2",
+        )
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(state_from_row).transpose()
+    }
+
+    async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
+        let query = match mailbox {
+            MailboxId::Inbox { .. } => {
+                "SELECT inbox_uid, from_addr, flags FROM emails
+                 WHERE inbox_owner = $1 AND $2 = 'INBOX' ORDER BY inbox_uid"
+            }
+            _ => {
+                "SELECT uid, from_addr, flags FROM emails
+                 WHERE mailbox_owner = $1 AND mailbox = $2 ORDER BY uid"
+            }
+        };
+        let (owner, name) = mailbox.key();
+        let rows: Vec<(i64, Option<String>, Vec<String>)> = sqlx::query_as(query)
+            .bind(owner)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(uid, sender, flags)| {
+                Ok(MessageSummary {
+                    uid: to_u32(uid, "uid")?,
+                    sender,
+                    flags,
+                })
+            })
+            .collect()
+    }
+
+    async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored> {
+        let (owner, name) = mailbox.key();
+        let mut tx = self.pool.begin().await?;
+        let (uid, uidvalidity): (i64, i64) = sqlx::query_as(
+            "WITH m AS (
+                INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs,
+                                    timestamp, flags, size, raw)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                RETURNING uid)
+             SELECT m.uid, s.uidvalidity FROM m, mailbox_state s WHERE s.owner = $1 AND s.name = $2",
+        )
+        .bind(owner)
+        .bind(name)
+        .bind(&message.subject)
+        .bind(&message.body)
+        .bind(&message.html)
+        .bind(&message.from_addr)
+        .bind(&message.to_addrs)
+        .bind(message.timestamp)
+        .bind(&message.flags)
+        .bind(i32::try_from(message.raw.len()).unwrap_or(i32::MAX))
+        .bind(&message.raw)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Stored {
+            uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
+            uid: to_u32(uid, "uid")?,
+        })
+    }
+}
+
+fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} out of range")))
+}
+
+pub(super) fn state_from_row(
+    (uidvalidity, uidnext, highestmodseq, recent_uid): (i64, i64, i64, i64),
+) -> StoreResult<MailboxState> {
+    Ok(MailboxState {
+        uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
+        uidnext: to_u32(uidnext, "uidnext")?,
+        highestmodseq: u64::try_from(highestmodseq).unwrap_or(0),
+        recent_uid: to_u32(recent_uid, "recent_uid")?,
+    })
+}
+
+/// Folder rows and address rows into listing entries; the user's own INBOX
+/// row is the unified INBOX.
+pub(super) fn entries(rows: Vec<(String, bool, bool)>) -> Vec<MailboxEntry> {
+    rows.into_iter()
+        .map(|(name, subscribed, is_address)| {
+            let kind = if is_address {
+                MailboxKind::Address
+            } else if name == "INBOX" {
+                MailboxKind::Inbox
+            } else {
+                MailboxKind::Folder
+            };
+            let name = if is_address {
+                name.to_lowercase()
+            } else {
+                name
+            };
+            MailboxEntry {
+                name,
+                kind,
+                subscribed,
+            }
+        })
+        .collect()
+}
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn token(&self, token: &str) -> StoreResult<Option<TokenRecord>> {
+        let row = sqlx::query_as::<_, TokenRow>(
+            "SELECT id::text, user_id::text, token, expires_at, last_used_at, created_at
+             FROM imap_tokens WHERE token = $1",
+        )
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(TokenRow::into_record))
+    }
+
+    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
+        if uuid::Uuid::parse_str(user_id).is_err() {
+            return Ok(None);
+        }
+        let row = sqlx::query_as::<_, UserRow>(
+            "SELECT id::text, email, subscription_status, subscription_end_date FROM users WHERE id = $1::uuid",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(UserRow::into_record))
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query_as::<_, UserRow>(
+            "SELECT id::text, email, subscription_status, subscription_end_date FROM users
+             WHERE lower(email) = lower($1)",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(UserRow::into_record))
+    }
+
+    async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE imap_tokens SET last_used_at = $2 WHERE id = $1::uuid")
+            .bind(token_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn domains(&self) -> StoreResult<Vec<DomainRecord>> {
+        let rows: Vec<(String, String, Option<String>, Option<bool>, Option<bool>)> =
+            sqlx::query_as(
+                "SELECT id::text, domain, user_id::text, active, cloudflare_domain FROM domains",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, domain, user_id, active, global)| DomainRecord {
+                id,
+                domain,
+                user_id,
+                active: active.unwrap_or(false),
+                global: global.unwrap_or(false),
+            })
+            .collect())
+    }
+
+    async fn bans(&self) -> StoreResult<Vec<BanRecord>> {
+        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id::text, scope, value, match_type, status FROM bans ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(ban_from_row).collect())
+    }
+
+    async fn add_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, subscription_status, subscription_end_date)
+             VALUES ($1::uuid, lower($2), $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.subscription_status)
+        .bind(user.subscription_end_date)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(())
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query_as::<_, UserRow>(
+            "SELECT id::text, email, subscription_status, subscription_end_date FROM users ORDER BY email",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(UserRow::into_record).collect())
+    }
+
+    async fn set_subscription(
+        &self,
+        user_id: &str,
+        status: &str,
+        end_date: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let updated = sqlx::query(
+            "UPDATE users SET subscription_status = $2, subscription_end_date = $3 WHERE id = $1::uuid",
+        )
+        .bind(user_id)
+        .bind(status)
+        .bind(end_date)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn add_token(&self, record: &TokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO imap_tokens (id, user_id, token, expires_at) VALUES ($1::uuid, $2::uuid, $3, $4)",
+        )
+        .bind(&record.id)
+        .bind(&record.user_id)
+        .bind(&record.token)
+        .bind(record.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn tokens(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query_as::<_, TokenRow>(
+            "SELECT id::text, user_id::text, '' AS token, expires_at, last_used_at, created_at
+             FROM imap_tokens WHERE user_id = $1::uuid ORDER BY created_at",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(TokenRow::into_record).collect())
+    }
+
+    async fn revoke_token(&self, token_id: &str) -> StoreResult<bool> {
+        if uuid::Uuid::parse_str(token_id).is_err() {
+            return Ok(false);
+        }
+        let deleted = sqlx::query("DELETE FROM imap_tokens WHERE id = $1::uuid")
+            .bind(token_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn add_domain(&self, domain: &DomainRecord) -> StoreResult<()> {
+        let exists: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM domains WHERE lower(domain) = lower($1)")
+                .bind(&domain.domain)
+                .fetch_optional(&self.pool)
+                .await?;
+        if exists.is_some() {
+            return Err(StoreError::AlreadyExists);
+        }
+        sqlx::query(
+            "INSERT INTO domains (id, domain, user_id, active, cloudflare_domain)
+             VALUES ($1::uuid, lower($2), $3::uuid, $4, $5)",
+        )
+        .bind(&domain.id)
+        .bind(&domain.domain)
+        .bind(&domain.user_id)
+        .bind(domain.active)
+        .bind(domain.global)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_domain_active(&self, domain: &str, active: bool) -> StoreResult<bool> {
+        let updated = sqlx::query("UPDATE domains SET active = $2 WHERE lower(domain) = lower($1)")
+            .bind(domain)
+            .bind(active)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn addresses(&self, user_id: Option<&str>) -> StoreResult<Vec<AddressRecord>> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT email_address, user_id::text FROM inbox
+             WHERE $1::uuid IS NULL OR user_id = $1::uuid ORDER BY email_address",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(address, user_id)| AddressRecord { address, user_id })
+            .collect())
+    }
+
+    async fn add_ban(&self, ban: &BanRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO bans (id, scope, value, match_type, status) VALUES ($1::uuid, $2, $3, $4, $5)",
+        )
+        .bind(&ban.id)
+        .bind(&ban.scope)
+        .bind(&ban.value)
+        .bind(&ban.match_type)
+        .bind(if ban.active { "active" } else { "inactive" })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_ban_active(&self, ban_id: &str, active: bool) -> StoreResult<bool> {
+        if uuid::Uuid::parse_str(ban_id).is_err() {
+            return Ok(false);
+        }
+        let updated = sqlx::query("UPDATE bans SET status = $2 WHERE id = $1::uuid")
+            .bind(ban_id)
+            .bind(if active { "active" } else { "inactive" })
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    user_id: String,
+    token: String,
+    expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl TokenRow {
+    fn into_record(self) -> TokenRecord {
+        TokenRecord {
+            id: self.id,
+            user_id: self.user_id,
+            token: self.token,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    email: String,
+    subscription_status: Option<String>,
+    subscription_end_date: Option<DateTime<Utc>>,
+}
+
+impl UserRow {
+    fn into_record(self) -> UserRecord {
+        UserRecord {
+            id: self.id,
+            email: self.email,
+            subscription_status: self.subscription_status,
+            subscription_end_date: self.subscription_end_date,
+        }
+    }
+}
+
+pub(super) fn ban_from_row(
+    (id, scope, value, match_type, status): (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    ),
+) -> BanRecord {
+    BanRecord {
+        id,
+        scope,
+        value,
+        match_type: match_type.unwrap_or_else(|| "exact".into()),
+        active: status.as_deref().unwrap_or("active") == "active",
+    }
+}

@@ -1,0 +1,673 @@
+//! Embedded SQLite: the zero-setup default. Same tables as PostgreSQL, with
+//! UUIDs and timestamps as text and flags as a space-separated list.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Sqlite, Transaction};
+
+use super::postgres::{ban_from_row, entries, state_from_row};
+use super::*;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+fn sql_time(at: DateTime<Utc>) -> String {
+    at.format(TIME_FORMAT).to_string()
+}
+
+fn parse_time(text: Option<String>) -> Option<DateTime<Utc>> {
+    let text = text?;
+    let trimmed = text.trim();
+    NaiveDateTime::parse_from_str(trimmed, TIME_FORMAT)
+        .or_else(|_| NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S%.f"))
+        .map(|naive| naive.and_utc())
+        .ok()
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(trimmed)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
+}
+
+fn flags_from_text(text: &str) -> Vec<String> {
+    text.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<SqliteStore> {
+        if let Some(path) = crate::config::sqlite_path(url)
+            && let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(sqlx::Error::Configuration(
+                    format!("cannot create {}: {e}", dir.display()).into(),
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Write transactions take the database lock up front, so two writers
+    /// queue on the busy timeout instead of failing to upgrade a read lock.
+    async fn write(&self) -> StoreResult<Tx> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn ensure_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<i64> {
+        sqlx::query("INSERT OR IGNORE INTO mailbox_state (owner, name) VALUES ($1, $2)")
+            .bind(owner)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        let (uidnext,): (i64,) =
+            sqlx::query_as("SELECT uidnext FROM mailbox_state WHERE owner = $1 AND name = $2")
+                .bind(owner)
+                .bind(name)
+                .fetch_one(&mut **tx)
+                .await?;
+        Ok(uidnext)
+    }
+
+    async fn retire_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE mailbox_state SET deleted = 1, uidvalidity = uidvalidity + 1
+             WHERE owner = $1 AND name = $2",
+        )
+        .bind(owner)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MailStore for SqliteStore {
+    async fn provision_user(&self, user_id: &str, folders: &[&str]) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let fresh =
+            sqlx::query("INSERT OR IGNORE INTO mailbox_state (owner, name) VALUES ($1, 'INBOX')")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if fresh {
+            for folder in folders {
+                sqlx::query("INSERT OR IGNORE INTO mailbox_state (owner, name) VALUES ($1, $2)")
+                    .bind(user_id)
+                    .bind(folder)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mailboxes(&self, user_id: &str) -> StoreResult<Vec<MailboxEntry>> {
+        let rows: Vec<(String, bool, bool)> = sqlx::query_as(
+            "SELECT name, subscribed, 0 FROM mailbox_state WHERE owner = $1 AND NOT deleted
+             UNION ALL
+             SELECT i.email_address, coalesce(s.subscribed, 1), 1
+             FROM inbox i LEFT JOIN mailbox_state s ON s.owner = lower(i.email_address) AND s.name = 'INBOX'
+             WHERE i.user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(entries(rows))
+    }
+
+    async fn address_owner(&self, address: &str) -> StoreResult<Option<String>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT user_id FROM inbox WHERE email_address = $1")
+                .bind(address)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|(owner,)| owner))
+    }
+
+    async fn create_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO inbox (id, email_address, user_id) VALUES ($1, $2, $3)",
+        )
+        .bind(new_id())
+        .bind(address)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        SqliteStore::ensure_state(&mut tx, address, "INBOX").await?;
+        sqlx::query("UPDATE mailbox_state SET deleted = 0 WHERE owner = $1 AND name = 'INBOX'")
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        let first = SqliteStore::ensure_state(&mut tx, user_id, "INBOX").await?;
+        let adopted = sqlx::query(
+            "UPDATE emails SET inbox_owner = $2,
+                 inbox_uid = $3 + (SELECT count(*) FROM emails o
+                                   WHERE o.mailbox_owner = $1 AND o.mailbox = 'INBOX' AND o.uid < emails.uid)
+             WHERE mailbox_owner = $1 AND mailbox = 'INBOX'",
+        )
+        .bind(address)
+        .bind(user_id)
+        .bind(first)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+        if adopted > 0 {
+            sqlx::query(
+                "UPDATE mailbox_state SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1
+                 WHERE owner = $1 AND name = 'INBOX'",
+            )
+            .bind(user_id)
+            .bind(adopted)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let deleted = sqlx::query("DELETE FROM inbox WHERE email_address = $1 AND user_id = $2")
+            .bind(address)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM emails WHERE mailbox_owner = $1")
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        SqliteStore::retire_state(&mut tx, address, "INBOX").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_folder(&self, user_id: &str, name: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let existing: Option<(bool,)> =
+            sqlx::query_as("SELECT deleted FROM mailbox_state WHERE owner = $1 AND name = $2")
+                .bind(user_id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match existing {
+            Some((false,)) => return Err(StoreError::AlreadyExists),
+            Some((true,)) => {
+                sqlx::query(
+                    "UPDATE mailbox_state SET deleted = 0, subscribed = 1 WHERE owner = $1 AND name = $2",
+                )
+                .bind(user_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                SqliteStore::ensure_state(&mut tx, user_id, name).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_folder(&self, user_id: &str, name: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let existing: Option<(bool,)> =
+            sqlx::query_as("SELECT deleted FROM mailbox_state WHERE owner = $1 AND name = $2")
+                .bind(user_id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if !matches!(existing, Some((false,))) {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM emails WHERE mailbox_owner = $1 AND mailbox = $2")
+            .bind(user_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        SqliteStore::retire_state(&mut tx, user_id, name).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rename_folder(&self, user_id: &str, from: &str, to: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let moving: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT name, uidnext, highestmodseq FROM mailbox_state
+             WHERE owner = $1 AND NOT deleted AND (name = $2 OR substr(name, 1, length($2) + 1) = $2 || '/')",
+        )
+        .bind(user_id)
+        .bind(from)
+        .fetch_all(&mut *tx)
+        .await?;
+        if moving.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        for (old, uidnext, modseq) in moving {
+            let new = format!("{to}{}", &old[from.len()..]);
+            let existing: Option<(bool,)> =
+                sqlx::query_as("SELECT deleted FROM mailbox_state WHERE owner = $1 AND name = $2")
+                    .bind(user_id)
+                    .bind(&new)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match existing {
+                Some((false,)) => return Err(StoreError::AlreadyExists),
+                Some((true,)) => {
+                    // A mailbox of this name existed before: the renamed one must
+                    // not be mistaken for it (RFC 3501 2.3.1.1).
+                    sqlx::query(
+                        "UPDATE mailbox_state SET deleted = 0, uidnext = max(uidnext, $3),
+                             highestmodseq = max(highestmodseq, $4),
+                             uidvalidity = max(uidvalidity + 1, CAST(strftime('%s', 'now') AS INTEGER))
+                         WHERE owner = $1 AND name = $2",
+                    )
+                    .bind(user_id)
+                    .bind(&new)
+                    .bind(uidnext)
+                    .bind(modseq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO mailbox_state (owner, name, uidnext, highestmodseq) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(user_id)
+                    .bind(&new)
+                    .bind(uidnext)
+                    .bind(modseq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            sqlx::query("UPDATE emails SET mailbox = $3 WHERE mailbox_owner = $1 AND mailbox = $2")
+                .bind(user_id)
+                .bind(&old)
+                .bind(&new)
+                .execute(&mut *tx)
+                .await?;
+            SqliteStore::retire_state(&mut tx, user_id, &old).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_subscribed(&self, mailbox: &MailboxId, subscribed: bool) -> StoreResult<()> {
+        let (owner, name) = mailbox.key();
+        sqlx::query(
+            "INSERT INTO mailbox_state (owner, name, subscribed) VALUES ($1, $2, $3)
+             ON CONFLICT (owner, name) DO UPDATE SET subscribed = excluded.subscribed",
+        )
+        .bind(owner)
+        .bind(name)
+        .bind(subscribed)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mailbox_state(&self, mailbox: &MailboxId) -> StoreResult<Option<MailboxState>> {
+        let (owner, name) = mailbox.key();
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT uidvalidity, uidnext, highestmodseq, recent_uid FROM mailbox_state
+             WHERE owner = $1 AND name = $2",
+        )
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(state_from_row).transpose()
+    }
+
+    async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
+        let query = match mailbox {
+            MailboxId::Inbox { .. } => {
+                "SELECT inbox_uid, from_addr, flags FROM emails
+                 WHERE inbox_owner = $1 AND $2 = 'INBOX' ORDER BY inbox_uid"
+            }
+            _ => {
+                "SELECT uid, from_addr, flags FROM emails
+                 WHERE mailbox_owner = $1 AND mailbox = $2 ORDER BY uid"
+            }
+        };
+        let (owner, name) = mailbox.key();
+        let rows: Vec<(i64, Option<String>, String)> = sqlx::query_as(query)
+            .bind(owner)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(uid, sender, flags)| {
+                Ok(MessageSummary {
+                    uid: u32::try_from(uid)
+                        .map_err(|_| StoreError::Corrupt(format!("uid {uid} out of range")))?,
+                    sender,
+                    flags: flags_from_text(&flags),
+                })
+            })
+            .collect()
+    }
+
+    async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored> {
+        let (owner, name) = mailbox.key();
+        let id = new_id();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO emails (id, mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs,
+                                 timestamp, flags, size, raw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&id)
+        .bind(owner)
+        .bind(name)
+        .bind(&message.subject)
+        .bind(&message.body)
+        .bind(&message.html)
+        .bind(&message.from_addr)
+        .bind(&message.to_addrs)
+        .bind(sql_time(message.timestamp))
+        .bind(message.flags.join(" "))
+        .bind(message.raw.len() as i64)
+        .bind(&message.raw)
+        .execute(&mut *tx)
+        .await?;
+        let (uid, uidvalidity): (i64, i64) = sqlx::query_as(
+            "SELECT e.uid, s.uidvalidity FROM emails e
+             JOIN mailbox_state s ON s.owner = e.mailbox_owner AND s.name = e.mailbox WHERE e.id = $1",
+        )
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let state = state_from_row((uidvalidity, uid, 0, 0))?;
+        Ok(Stored {
+            uidvalidity: state.uidvalidity,
+            uid: state.uidnext,
+        })
+    }
+}
+
+type TokenRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn token_from_row((id, user_id, token, expires, used, created): TokenRow) -> TokenRecord {
+    TokenRecord {
+        id,
+        user_id,
+        token,
+        expires_at: parse_time(expires),
+        last_used_at: parse_time(used),
+        created_at: parse_time(created),
+    }
+}
+
+type UserRow = (String, String, Option<String>, Option<String>);
+
+fn user_from_row((id, email, status, end): UserRow) -> UserRecord {
+    UserRecord {
+        id,
+        email,
+        subscription_status: status,
+        subscription_end_date: parse_time(end),
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn token(&self, token: &str) -> StoreResult<Option<TokenRecord>> {
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT id, user_id, token, expires_at, last_used_at, created_at FROM imap_tokens WHERE token = $1",
+        )
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(token_from_row))
+    }
+
+    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, email, subscription_status, subscription_end_date FROM users WHERE id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(user_from_row))
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, email, subscription_status, subscription_end_date FROM users WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(user_from_row))
+    }
+
+    async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE imap_tokens SET last_used_at = $2 WHERE id = $1")
+            .bind(token_id)
+            .bind(sql_time(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn domains(&self) -> StoreResult<Vec<DomainRecord>> {
+        let rows: Vec<(String, String, Option<String>, bool, bool)> =
+            sqlx::query_as("SELECT id, domain, user_id, active, cloudflare_domain FROM domains")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, domain, user_id, active, global)| DomainRecord {
+                id,
+                domain,
+                user_id,
+                active,
+                global,
+            })
+            .collect())
+    }
+
+    async fn bans(&self) -> StoreResult<Vec<BanRecord>> {
+        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, scope, value, match_type, status FROM bans ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(ban_from_row).collect())
+    }
+
+    async fn add_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO users (id, email, subscription_status, subscription_end_date)
+             VALUES ($1, lower($2), $3, $4)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.subscription_status)
+        .bind(user.subscription_end_date.map(sql_time))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(())
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, email, subscription_status, subscription_end_date FROM users ORDER BY email",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(user_from_row).collect())
+    }
+
+    async fn set_subscription(
+        &self,
+        user_id: &str,
+        status: &str,
+        end_date: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let updated = sqlx::query(
+            "UPDATE users SET subscription_status = $2, subscription_end_date = $3 WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(status)
+        .bind(end_date.map(sql_time))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn add_token(&self, record: &TokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO imap_tokens (id, user_id, token, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&record.id)
+        .bind(&record.user_id)
+        .bind(&record.token)
+        .bind(record.expires_at.map(sql_time))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn tokens(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(
+            "SELECT id, user_id, '', expires_at, last_used_at, created_at FROM imap_tokens
+             WHERE user_id = $1 ORDER BY created_at",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(token_from_row).collect())
+    }
+
+    async fn revoke_token(&self, token_id: &str) -> StoreResult<bool> {
+        let deleted = sqlx::query("DELETE FROM imap_tokens WHERE id = $1")
+            .bind(token_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn add_domain(&self, domain: &DomainRecord) -> StoreResult<()> {
+        let exists: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM domains WHERE lower(domain) = lower($1)")
+                .bind(&domain.domain)
+                .fetch_optional(&self.pool)
+                .await?;
+        if exists.is_some() {
+            return Err(StoreError::AlreadyExists);
+        }
+        sqlx::query(
+            "INSERT INTO domains (id, domain, user_id, active, cloudflare_domain) VALUES ($1, lower($2), $3, $4, $5)",
+        )
+        .bind(&domain.id)
+        .bind(&domain.domain)
+        .bind(&domain.user_id)
+        .bind(domain.active)
+        .bind(domain.global)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_domain_active(&self, domain: &str, active: bool) -> StoreResult<bool> {
+        let updated = sqlx::query("UPDATE domains SET active = $2 WHERE lower(domain) = lower($1)")
+            .bind(domain)
+            .bind(active)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn addresses(&self, user_id: Option<&str>) -> StoreResult<Vec<AddressRecord>> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT email_address, user_id FROM inbox WHERE $1 IS NULL OR user_id = $1 ORDER BY email_address",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(address, user_id)| AddressRecord { address, user_id })
+            .collect())
+    }
+
+    async fn add_ban(&self, ban: &BanRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO bans (id, scope, value, match_type, status) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&ban.id)
+        .bind(&ban.scope)
+        .bind(&ban.value)
+        .bind(&ban.match_type)
+        .bind(if ban.active { "active" } else { "inactive" })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_ban_active(&self, ban_id: &str, active: bool) -> StoreResult<bool> {
+        let updated = sqlx::query("UPDATE bans SET status = $2 WHERE id = $1")
+            .bind(ban_id)
+            .bind(if active { "active" } else { "inactive" })
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+}
