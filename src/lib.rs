@@ -3,8 +3,10 @@
 //! Dependencies point one way: `server -> imap -> {store, directory}`.
 //! `store` and `directory` never format IMAP; `imap` never writes SQL.
 
+pub mod admin;
 pub mod config;
 pub mod directory;
 pub mod imap;
+pub mod mime;
 pub mod server;
 pub mod store;

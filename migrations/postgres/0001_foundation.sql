@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS mailbox_state (
     subscribed    boolean NOT NULL DEFAULT true,
     -- A personal folder that was deleted; its row stays to keep UIDVALIDITY rising.
     deleted       boolean NOT NULL DEFAULT false,
+    -- On a user's INBOX row: the default folders have been created.
+    provisioned   boolean NOT NULL DEFAULT false,
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (owner, name)
 );
@@ -115,7 +117,9 @@ WHERE e.id = n.id;
 UPDATE emails SET modseq = 1 WHERE modseq IS NULL;
 
 INSERT INTO mailbox_state (owner, name, uidnext, highestmodseq)
-SELECT mailbox_owner, mailbox, max(uid) + 1, 1 FROM emails GROUP BY mailbox_owner, mailbox
+SELECT mailbox_owner, mailbox, max(uid) + 1, 1 FROM emails
+WHERE mailbox_owner IS NOT NULL AND mailbox IS NOT NULL
+GROUP BY mailbox_owner, mailbox
 ON CONFLICT (owner, name) DO NOTHING;
 
 INSERT INTO mailbox_state (owner, name, uidnext, highestmodseq)

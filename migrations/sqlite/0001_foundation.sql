@@ -1,6 +1,7 @@
 -- imap-server schema, embedded SQLite.
 --
--- The same tables as PostgreSQL: UUIDs are lower-case text, timestamps are
+-- The same tables as PostgreSQL: UUIDs are lower-case text (random v4 by
+-- default, as gen_random_uuid() is there), timestamps are
 -- ISO-8601 text in UTC ('YYYY-MM-DD HH:MM:SS'), booleans 0/1, and flags a
 -- space-separated text list.
 
@@ -13,7 +14,7 @@ CREATE TABLE users (
 );
 
 CREATE TABLE imap_tokens (
-    id           TEXT PRIMARY KEY,
+    id           TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))),
     user_id      TEXT NOT NULL,
     token        TEXT NOT NULL UNIQUE,
     expires_at   TEXT,
@@ -23,7 +24,7 @@ CREATE TABLE imap_tokens (
 CREATE INDEX imap_tokens_user ON imap_tokens (user_id);
 
 CREATE TABLE domains (
-    id                TEXT PRIMARY KEY,
+    id                TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))),
     domain            TEXT NOT NULL,
     user_id           TEXT,
     active            INTEGER NOT NULL DEFAULT 1,
@@ -33,7 +34,7 @@ CREATE TABLE domains (
 CREATE INDEX domains_domain ON domains (domain COLLATE NOCASE);
 
 CREATE TABLE inbox (
-    id            TEXT PRIMARY KEY,
+    id            TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))),
     email_address TEXT NOT NULL UNIQUE COLLATE NOCASE,
     user_id       TEXT,
     created_at    TEXT NOT NULL DEFAULT (datetime('now'))
@@ -41,7 +42,7 @@ CREATE TABLE inbox (
 CREATE INDEX inbox_user ON inbox (user_id);
 
 CREATE TABLE bans (
-    id         TEXT PRIMARY KEY,
+    id         TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))),
     scope      TEXT NOT NULL CHECK (scope IN ('email', 'domain', 'sender')),
     value      TEXT NOT NULL,
     match_type TEXT NOT NULL DEFAULT 'exact' CHECK (match_type IN ('exact', 'contains')),
@@ -50,7 +51,7 @@ CREATE TABLE bans (
 );
 
 CREATE TABLE emails (
-    id            TEXT PRIMARY KEY,
+    id            TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))),
     mailbox_owner TEXT NOT NULL,
     mailbox       TEXT NOT NULL DEFAULT 'INBOX',
     subject       TEXT,
@@ -80,6 +81,8 @@ CREATE TABLE mailbox_state (
     recent_uid    INTEGER NOT NULL DEFAULT 1,
     subscribed    INTEGER NOT NULL DEFAULT 1,
     deleted       INTEGER NOT NULL DEFAULT 0,
+    -- On a user's INBOX row: the default folders have been created.
+    provisioned   INTEGER NOT NULL DEFAULT 0,
     created_at    TEXT NOT NULL DEFAULT (datetime('now')),
     PRIMARY KEY (owner, name)
 );

@@ -57,6 +57,8 @@ pub struct Session {
     pub(super) failed_logins: u32,
     /// The tag of an AUTHENTICATE waiting for the client's response.
     pub(super) pending_authentication: Option<String>,
+    /// Who logged in, kept past LOGOUT for the closing log line.
+    pub(super) user: Option<String>,
     bad_commands: u32,
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
@@ -70,6 +72,7 @@ impl Session {
             peer,
             failed_logins: 0,
             pending_authentication: None,
+            user: None,
             bad_commands: 0,
             seen_command: false,
         }
@@ -97,6 +100,11 @@ impl Session {
             State::Authenticated(account) => Some(account),
             _ => None,
         }
+    }
+
+    /// The login name, for logs.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// The text of the BYE sent when the client stayed silent too long.
@@ -131,7 +139,7 @@ impl Session {
             return Next::Close;
         }
         match CommandCodec::default().decode(bytes) {
-            Ok((rest, command)) if rest.is_empty() => {
+            Ok(([], command)) => {
                 self.seen_command = true;
                 self.bad_commands = 0;
                 let tag = command.tag.inner().to_owned();
@@ -164,6 +172,7 @@ impl Session {
         let tag = crate::server::connection::recover_tag(bytes);
         let name = command_name(bytes);
         let text = match name {
+            _ if tag.is_none() => "Missing or invalid tag".to_owned(),
             Some(name) if super::dispatch::is_known_command(&name) => {
                 format!("Invalid arguments for {name}")
             }

@@ -55,6 +55,10 @@ enum Line {
     TooLong(Vec<u8>),
 }
 
+/// How long, and how much, a closing connection keeps reading (see `close`).
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
 /// How much of a too-long line is kept to recover the tag from.
 const HEAD: usize = 128;
 
@@ -90,6 +94,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.output.clear();
         }
         self.stream.flush().await
+    }
+
+    /// Sends what is queued and closes gracefully: our side is shut down, and
+    /// what the client still sends is read and dropped for a moment, so that
+    /// the kernel does not answer unread input with a reset that would
+    /// destroy the BYE before the client reads it.
+    pub async fn close(&mut self) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        let _ = self.stream.shutdown().await;
+        let drain = async {
+            let mut drained = 0usize;
+            while drained < DRAIN_LIMIT {
+                self.input.clear();
+                match self.stream.read_buf(&mut self.input).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => drained += read,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
 
     /// Discards bytes the client already sent (after a refused STARTTLS, say).

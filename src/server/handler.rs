@@ -70,6 +70,7 @@ pub async fn serve<S>(
             break "write failed";
         }
         if next == Next::Close {
+            connection.close().await;
             break "closed by server";
         }
         let read = tokio::select! {

@@ -64,8 +64,11 @@ impl PgStore {
 impl MailStore for PgStore {
     async fn provision_user(&self, user_id: &str, folders: &[&str]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        // The INBOX row may exist already (mail can arrive before the first
+        // login); the flag on it says whether the folders were made.
         let fresh = sqlx::query(
-            "INSERT INTO mailbox_state (owner, name) VALUES ($1, 'INBOX') ON CONFLICT DO NOTHING",
+            "INSERT INTO mailbox_state AS s (owner, name, provisioned) VALUES ($1, 'INBOX', true)
+             ON CONFLICT (owner, name) DO UPDATE SET provisioned = true WHERE NOT s.provisioned",
         )
         .bind(user_id)
         .execute(&mut *tx)
@@ -305,11 +308,11 @@ impl MailStore for PgStore {
     async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
         let query = match mailbox {
             MailboxId::Inbox { .. } => {
-                "SELECT inbox_uid, from_addr, flags FROM emails
+                "SELECT inbox_uid, from_addr, coalesce(flags, '{}') FROM emails
                  WHERE inbox_owner = $1 AND $2 = 'INBOX' ORDER BY inbox_uid"
             }
             _ => {
-                "SELECT uid, from_addr, flags FROM emails
+                "SELECT uid, from_addr, coalesce(flags, '{}') FROM emails
                  WHERE mailbox_owner = $1 AND mailbox = $2 ORDER BY uid"
             }
         };
@@ -333,13 +336,11 @@ impl MailStore for PgStore {
     async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored> {
         let (owner, name) = mailbox.key();
         let mut tx = self.pool.begin().await?;
-        let (uid, uidvalidity): (i64, i64) = sqlx::query_as(
-            "WITH m AS (
-                INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs,
-                                    timestamp, flags, size, raw)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                RETURNING uid)
-             SELECT m.uid, s.uidvalidity FROM m, mailbox_state s WHERE s.owner = $1 AND s.name = $2",
+        let (uid,): (i64,) = sqlx::query_as(
+            "INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs,
+                                 timestamp, flags, size, raw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             RETURNING uid",
         )
         .bind(owner)
         .bind(name)
@@ -354,6 +355,14 @@ impl MailStore for PgStore {
         .bind(&message.raw)
         .fetch_one(&mut *tx)
         .await?;
+        // A separate statement: the trigger may have just created the state
+        // row, which a CTE of the INSERT could not see.
+        let (uidvalidity,): (i64,) =
+            sqlx::query_as("SELECT uidvalidity FROM mailbox_state WHERE owner = $1 AND name = $2")
+                .bind(owner)
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(Stored {
             uidvalidity: to_u32(uidvalidity, "uidvalidity")?,

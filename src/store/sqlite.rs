@@ -108,13 +108,20 @@ impl SqliteStore {
 impl MailStore for SqliteStore {
     async fn provision_user(&self, user_id: &str, folders: &[&str]) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let fresh =
-            sqlx::query("INSERT OR IGNORE INTO mailbox_state (owner, name) VALUES ($1, 'INBOX')")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+        // The INBOX row may exist already (mail can arrive before the first
+        // login); the flag on it says whether the folders were made.
+        sqlx::query("INSERT OR IGNORE INTO mailbox_state (owner, name) VALUES ($1, 'INBOX')")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let fresh = sqlx::query(
+            "UPDATE mailbox_state SET provisioned = 1 WHERE owner = $1 AND name = 'INBOX' AND NOT provisioned",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
         if fresh {
             for folder in folders {
                 sqlx::query("INSERT OR IGNORE INTO mailbox_state (owner, name) VALUES ($1, $2)")

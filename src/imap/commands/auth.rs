@@ -115,6 +115,7 @@ async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
                 .provision_user(&account.user_id, &SPECIAL_FOLDER_NAMES)
                 .await?;
             tracing::info!(user = %account.email, peer = %session.peer, outcome = "success", "login");
+            session.user = Some(account.email.clone());
             session.state = State::Authenticated(account);
             Ok(Done::with_code(
                 Code::Capability(CAPABILITIES.into()),

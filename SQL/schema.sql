@@ -1,0 +1,195 @@
+-- imap-server: the PostgreSQL schema, for operators who manage schemas by hand.
+-- Generated from migrations/postgres (tests/schema.rs proves they agree); apply with
+--   psql "$DATABASE_URL" -f SQL/schema.sql
+-- The server applies the same migrations itself at start-up and with `imap-server migrate`.
+
+-- imap-server schema, PostgreSQL.
+--
+-- The first six tables are the existing deployment's; every statement is
+-- idempotent so that a deployment's tables, holding only the original columns,
+-- are upgraded in place: tables are created only when missing, our columns are
+-- added nullable or defaulted, and no existing row is altered except to fill in
+-- the columns this server adds.
+
+CREATE TABLE IF NOT EXISTS users (
+    id                    uuid PRIMARY KEY,
+    email                 text NOT NULL UNIQUE,
+    subscription_status   text,
+    subscription_end_date timestamptz,
+    created_at            timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS imap_tokens (
+    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id      uuid NOT NULL,
+    token        text NOT NULL UNIQUE,
+    expires_at   timestamptz,
+    last_used_at timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS domains (
+    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    domain            text NOT NULL,
+    user_id           uuid,
+    active            boolean NOT NULL DEFAULT true,
+    cloudflare_domain boolean NOT NULL DEFAULT false,
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS inbox (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    email_address text NOT NULL UNIQUE,
+    user_id       uuid,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS bans (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    scope      text NOT NULL CHECK (scope IN ('email', 'domain', 'sender')),
+    value      text NOT NULL,
+    match_type text NOT NULL DEFAULT 'exact' CHECK (match_type IN ('exact', 'contains')),
+    status     text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS emails (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    mailbox_owner text NOT NULL,
+    mailbox       text NOT NULL DEFAULT 'INBOX',
+    subject       text,
+    body          text,
+    html          text,
+    from_addr     text,
+    to_addrs      text,
+    timestamp     timestamptz NOT NULL DEFAULT now(),
+    flags         text[] NOT NULL DEFAULT '{}',
+    size          integer,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Columns this server adds to the deployment's tables.
+ALTER TABLE emails ADD COLUMN IF NOT EXISTS uid bigint;
+ALTER TABLE emails ADD COLUMN IF NOT EXISTS modseq bigint;
+ALTER TABLE emails ADD COLUMN IF NOT EXISTS raw bytea;
+-- The unified INBOX: the user who sees this message there, and its UID in that view.
+ALTER TABLE emails ADD COLUMN IF NOT EXISTS inbox_owner text;
+ALTER TABLE emails ADD COLUMN IF NOT EXISTS inbox_uid bigint;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS subscription_status text;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS subscription_end_date timestamptz;
+ALTER TABLE imap_tokens ADD COLUMN IF NOT EXISTS last_used_at timestamptz;
+
+-- One row per mailbox ever used: (address or user id, mailbox name).
+-- Rows are never deleted, so that a mailbox created again under the same name
+-- gets a larger UIDVALIDITY and UIDs are never reused (RFC 3501 2.3.1.1).
+CREATE TABLE IF NOT EXISTS mailbox_state (
+    owner         text NOT NULL,
+    name          text NOT NULL,
+    uidvalidity   bigint NOT NULL DEFAULT extract(epoch FROM now())::bigint,
+    uidnext       bigint NOT NULL DEFAULT 1,
+    highestmodseq bigint NOT NULL DEFAULT 1,
+    -- Messages with a UID at or above this one are \Recent (RFC 3501 2.3.2).
+    recent_uid    bigint NOT NULL DEFAULT 1,
+    subscribed    boolean NOT NULL DEFAULT true,
+    -- A personal folder that was deleted; its row stays to keep UIDVALIDITY rising.
+    deleted       boolean NOT NULL DEFAULT false,
+    -- On a user's INBOX row: the default folders have been created.
+    provisioned   boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, name)
+);
+
+-- Existing mail gets UIDs in arrival order, and each mailbox's counters start past them.
+UPDATE emails e SET uid = n.uid
+FROM (
+    SELECT id, row_number() OVER (PARTITION BY mailbox_owner, mailbox ORDER BY timestamp, created_at, id) AS uid
+    FROM emails WHERE uid IS NULL
+) n
+WHERE e.id = n.id;
+
+UPDATE emails e SET inbox_owner = i.user_id::text
+FROM inbox i
+WHERE e.inbox_owner IS NULL AND e.mailbox = 'INBOX' AND lower(i.email_address) = lower(e.mailbox_owner)
+  AND i.user_id IS NOT NULL;
+
+UPDATE emails e SET inbox_uid = n.inbox_uid
+FROM (
+    SELECT id, row_number() OVER (PARTITION BY inbox_owner ORDER BY timestamp, created_at, id) AS inbox_uid
+    FROM emails WHERE inbox_owner IS NOT NULL AND inbox_uid IS NULL
+) n
+WHERE e.id = n.id;
+
+UPDATE emails SET modseq = 1 WHERE modseq IS NULL;
+
+INSERT INTO mailbox_state (owner, name, uidnext, highestmodseq)
+SELECT mailbox_owner, mailbox, max(uid) + 1, 1 FROM emails
+WHERE mailbox_owner IS NOT NULL AND mailbox IS NOT NULL
+GROUP BY mailbox_owner, mailbox
+ON CONFLICT (owner, name) DO NOTHING;
+
+INSERT INTO mailbox_state (owner, name, uidnext, highestmodseq)
+SELECT inbox_owner, 'INBOX', max(inbox_uid) + 1, 1 FROM emails WHERE inbox_owner IS NOT NULL GROUP BY inbox_owner
+ON CONFLICT (owner, name) DO UPDATE SET uidnext = greatest(mailbox_state.uidnext, excluded.uidnext);
+
+-- Every lookup the server makes has an index.
+CREATE UNIQUE INDEX IF NOT EXISTS emails_mailbox_uid ON emails (mailbox_owner, mailbox, uid);
+CREATE UNIQUE INDEX IF NOT EXISTS emails_inbox_uid ON emails (inbox_owner, inbox_uid) WHERE inbox_owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS imap_tokens_user ON imap_tokens (user_id);
+CREATE INDEX IF NOT EXISTS inbox_user ON inbox (user_id);
+CREATE INDEX IF NOT EXISTS inbox_address_lower ON inbox (lower(email_address));
+CREATE INDEX IF NOT EXISTS users_email_lower ON users (lower(email));
+CREATE INDEX IF NOT EXISTS domains_domain_lower ON domains (lower(domain));
+
+-- Assigns UIDs to every new row, including rows from writers that know nothing
+-- of IMAP. The upsert's row lock on mailbox_state serialises concurrent inserts
+-- into one mailbox until commit, so UIDs become visible in ascending order.
+-- Locks are always taken in the same order (the mailbox, then its user's
+-- unified INBOX), so concurrent deliveries cannot deadlock.
+CREATE OR REPLACE FUNCTION imap_assign_uid() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    viewer text;
+BEGIN
+    NEW.mailbox := coalesce(NEW.mailbox, 'INBOX');
+    IF position('@' IN NEW.mailbox_owner) > 0 THEN
+        NEW.mailbox_owner := lower(NEW.mailbox_owner);
+    END IF;
+    IF NEW.uid IS NULL THEN
+        INSERT INTO mailbox_state AS s (owner, name, uidnext, highestmodseq)
+        VALUES (NEW.mailbox_owner, NEW.mailbox, 2, 2)
+        ON CONFLICT (owner, name) DO UPDATE
+            SET uidnext = s.uidnext + 1, highestmodseq = s.highestmodseq + 1
+        RETURNING s.uidnext - 1, s.highestmodseq INTO NEW.uid, NEW.modseq;
+    END IF;
+    IF NEW.mailbox = 'INBOX' AND NEW.inbox_uid IS NULL THEN
+        IF position('@' IN NEW.mailbox_owner) > 0 THEN
+            SELECT i.user_id::text INTO viewer FROM inbox i
+            WHERE lower(i.email_address) = NEW.mailbox_owner;
+            IF viewer IS NOT NULL THEN
+                INSERT INTO mailbox_state AS s (owner, name, uidnext, highestmodseq)
+                VALUES (viewer, 'INBOX', 2, 2)
+                ON CONFLICT (owner, name) DO UPDATE
+                    SET uidnext = s.uidnext + 1, highestmodseq = s.highestmodseq + 1
+                RETURNING s.uidnext - 1 INTO NEW.inbox_uid;
+                NEW.inbox_owner := viewer;
+            END IF;
+        ELSE
+            -- A user's own INBOX is part of its unified view under the same UID.
+            NEW.inbox_owner := NEW.mailbox_owner;
+            NEW.inbox_uid := NEW.uid;
+        END IF;
+    END IF;
+    IF NEW.modseq IS NULL THEN
+        NEW.modseq := 1;
+    END IF;
+    -- Delivered at commit; payload is the owner whose sessions should look.
+    PERFORM pg_notify('imap_changes', NEW.mailbox_owner);
+    IF NEW.inbox_owner IS NOT NULL AND NEW.inbox_owner <> NEW.mailbox_owner THEN
+        PERFORM pg_notify('imap_changes', NEW.inbox_owner);
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS emails_assign_uid ON emails;
+CREATE TRIGGER emails_assign_uid BEFORE INSERT ON emails
+    FOR EACH ROW EXECUTE FUNCTION imap_assign_uid();

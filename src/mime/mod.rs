@@ -1,0 +1,85 @@
+//! Message parsing. For now: the deployment's columns (subject, sender,
+//! recipients, text and HTML bodies, date) extracted from an RFC 5322 message,
+//! so that mail we store looks like mail the external receiver stores.
+
+use chrono::{DateTime, Utc};
+use mail_parser::{Address, MessageParser};
+
+use crate::store::NewMessage;
+
+/// The columns of a message read from its bytes. Bytes that do not parse as
+/// a message are still stored, with empty columns: losing mail is worse.
+pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) -> NewMessage {
+    let parsed = MessageParser::default().parse(&raw[..]);
+    let (subject, from_addr, to_addrs, body, html, date) = match &parsed {
+        Some(message) => (
+            message.subject().map(str::to_owned),
+            message.from().and_then(first_address),
+            message
+                .to()
+                .map(address_list)
+                .filter(|list| !list.is_empty()),
+            message.body_text(0).map(|text| text.into_owned()),
+            message.body_html(0).map(|html| html.into_owned()),
+            message
+                .date()
+                .and_then(|date| DateTime::from_timestamp(date.to_timestamp(), 0)),
+        ),
+        None => (None, None, None, None, None, None),
+    };
+    NewMessage {
+        subject,
+        from_addr,
+        to_addrs,
+        body,
+        html,
+        timestamp: date.unwrap_or(received),
+        flags,
+        raw,
+    }
+}
+
+/// `Name <addr>` when there is a display name, else the bare address.
+fn first_address(address: &Address<'_>) -> Option<String> {
+    let first = address.first()?;
+    let email = first.address.as_deref()?;
+    Some(match first.name.as_deref() {
+        Some(name) if !name.trim().is_empty() => format!("{} <{email}>", name.trim()),
+        _ => email.to_owned(),
+    })
+}
+
+/// Comma-separated bare addresses, as the deployment stores `to_addrs`.
+fn address_list(address: &Address<'_>) -> String {
+    address
+        .iter()
+        .filter_map(|a| a.address.as_deref())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployment_columns_come_from_the_headers() {
+        let raw = b"From: Alice <alice@example.org>\r\nTo: a@x.example, b@x.example\r\n\
+Subject: =?UTF-8?B?SMOpbGxv?=\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nHi there\r\n";
+        let message = new_message(raw.to_vec(), vec![], Utc::now());
+        assert_eq!(message.subject.as_deref(), Some("Héllo"));
+        assert_eq!(
+            message.from_addr.as_deref(),
+            Some("Alice <alice@example.org>")
+        );
+        assert_eq!(message.to_addrs.as_deref(), Some("a@x.example,b@x.example"));
+        assert_eq!(message.body.as_deref().map(str::trim), Some("Hi there"));
+        assert_eq!(message.timestamp.to_rfc3339(), "2026-11-24T10:00:00+00:00");
+    }
+
+    #[test]
+    fn garbage_is_still_stored() {
+        let message = new_message(vec![0xff, 0x00, 0x01], vec![], Utc::now());
+        assert_eq!(message.raw, vec![0xff, 0x00, 0x01]);
+    }
+}

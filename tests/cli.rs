@@ -1,0 +1,324 @@
+//! The binary as an operator meets it: start-up errors in one clear line,
+//! the admin commands, `deliver`, and the README's quickstart path.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::Client;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_imap-server");
+
+/// Runs the binary with a clean environment (no stray DATABASE_URL) in `dir`.
+fn imap_server(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    imap_server(dir, env, args)
+        .output()
+        .expect("run imap-server")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The last stderr line of a failed start-up, which must say why.
+fn failure_line(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "expected a failure: {}",
+        stdout(output)
+    );
+    stderr(output).lines().last().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_malformed_bind_address_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &[("IMAP_BIND", "localhost")], &["serve"]);
+    let line = failure_line(&output);
+    assert!(
+        line.contains("IMAP_BIND") && line.contains("HOST:PORT"),
+        "{line}"
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn a_bad_setting_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &[("BAN_CACHE_TTL", "soon")], &["serve"]);
+    let line = failure_line(&output);
+    assert!(line.contains("BAN_CACHE_TTL"), "{line}");
+}
+
+#[test]
+fn a_port_in_use_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = run(dir.path(), &[("IMAP_BIND", &address)], &["serve"]);
+    let line = failure_line(&output);
+    assert!(
+        line.contains(&address) && line.contains("already in use"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_reported_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://imap:hunter2secret@127.0.0.1:1/mail";
+    let output = run(
+        dir.path(),
+        &[("DATABASE_URL", url), ("IMAP_BIND", "127.0.0.1:0")],
+        &["serve"],
+    );
+    let line = failure_line(&output);
+    assert!(
+        line.contains("postgres://imap:***@127.0.0.1:1/mail"),
+        "{line}"
+    );
+    assert!(
+        !stderr(&output).contains("hunter2secret"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_privileged_port_without_privileges_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = imap_server(dir.path(), &[("IMAP_BIND", "127.0.0.1:143")], &["serve"]);
+    if nix_is_root() {
+        // Root may bind port 143: try as an unprivileged user instead, in a
+        // directory that user can write its database to.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().unwrap();
+    let line = failure_line(&output);
+    assert!(
+        line.contains("permission denied") && line.contains("IMAP_BIND=127.0.0.1:1143"),
+        "{line}"
+    );
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+#[test]
+fn admin_errors_are_plain_sentences() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &[],
+        &["admin", "tokens", "create", "nobody@example.com"],
+    );
+    assert_eq!(
+        failure_line(&output),
+        "imap-server: no user with email nobody@example.com"
+    );
+    let output = run(
+        dir.path(),
+        &[],
+        &["admin", "users", "add", "x@example.com", "--status", "gold"],
+    );
+    assert!(failure_line(&output).contains("unknown subscription status \"gold\""));
+    let output = run(dir.path(), &[], &["admin", "users", "add", "x@example.com"]);
+    assert!(output.status.success());
+    let output = run(dir.path(), &[], &["admin", "users", "add", "X@example.com"]);
+    assert_eq!(
+        failure_line(&output),
+        "imap-server: a user with email X@example.com already exists"
+    );
+    let output = run(
+        dir.path(),
+        &[],
+        &["admin", "domains", "add", "not a domain", "--global"],
+    );
+    assert!(failure_line(&output).contains("is not a domain name"));
+    let output = run(
+        dir.path(),
+        &[],
+        &["admin", "bans", "deactivate", "no-such-id"],
+    );
+    assert_eq!(
+        failure_line(&output),
+        "imap-server: no ban with id no-such-id"
+    );
+}
+
+/// The README's quickstart, step by step, then a login over TCP.
+async fn quickstart(env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let output = run(dir.path(), env, args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    admin(&["migrate"]);
+    admin(&[
+        "admin",
+        "users",
+        "add",
+        "alice@example.com",
+        "--status",
+        "active",
+    ]);
+    admin(&[
+        "admin",
+        "domains",
+        "add",
+        "example.com",
+        "--owner",
+        "alice@example.com",
+    ]);
+    admin(&["admin", "domains", "add", "global.example", "--global"]);
+    let created = admin(&[
+        "admin",
+        "tokens",
+        "create",
+        "alice@example.com",
+        "--days",
+        "30",
+    ]);
+    let token = created
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("the token is printed")
+        .to_owned();
+    assert!(token.len() >= 32, "at least 128 bits: {token}");
+    admin(&[
+        "admin",
+        "inboxes",
+        "add",
+        "alice@example.com",
+        "box@example.com",
+    ]);
+    let mut deliver = imap_server(dir.path(), env, &["deliver", "--to", "box@example.com"]);
+    let mut child = deliver
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: Bob <bob@example.org>\r\nTo: box@example.com\r\nSubject: Hello\r\n\r\nHi Alice!\r\n")
+        .unwrap();
+    let delivered = child.wait_with_output().unwrap();
+    assert!(delivered.status.success());
+    assert!(stdout(&delivered).contains("delivered to box@example.com with UID 1"));
+
+    let listed = admin(&["admin", "tokens", "list", "alice@example.com"]);
+    assert!(!listed.contains(&token), "token list never shows tokens");
+    assert!(admin(&["admin", "inboxes", "list"]).contains("box@example.com\talice@example.com"));
+    assert!(admin(&["admin", "domains", "list"]).contains("global.example\t(global)\tyes"));
+    let ban = admin(&["admin", "bans", "add", "sender", "spam", "--contains"]);
+    let ban_id = ban.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(
+        admin(&["admin", "bans", "list"])
+            .contains(&format!("{ban_id}\tsender\tcontains\tspam\tactive"))
+    );
+    admin(&["admin", "bans", "deactivate", &ban_id]);
+    admin(&[
+        "admin",
+        "users",
+        "set-subscription",
+        "alice@example.com",
+        "past_due",
+        "--end-date",
+        "2999-01-01",
+    ]);
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut server_env: Vec<(&str, &str)> = env.to_vec();
+    server_env.push(("IMAP_BIND", &bind));
+    let mut server = imap_server(dir.path(), &server_env, &["serve"])
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut client = None;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&bind).is_ok() {
+            client = Some(Client::connect(bind.parse().unwrap()).await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = client.expect("the server starts listening");
+    assert!(
+        client
+            .run(&format!("LOGIN alice@example.com {token}"))
+            .await
+            .is_ok()
+    );
+    let list = client.run("LIST \"\" *").await;
+    assert!(list.has_untagged("\"box@example.com\""), "{list:?}");
+    let status = client.run("STATUS INBOX (MESSAGES UNSEEN)").await;
+    assert_eq!(
+        status.untagged,
+        vec!["* STATUS \"INBOX\" (MESSAGES 1 UNSEEN 1)"]
+    );
+    assert!(client.run("CREATE new@example.com").await.is_ok());
+    admin(&["admin", "inboxes", "remove", "new@example.com"]);
+    // SIGTERM: the session is told goodbye and the process exits cleanly.
+    send_sigterm(server.id());
+    let rest = client.rest().await;
+    assert_eq!(rest, vec!["* BYE Server shutting down"]);
+    assert!(server.wait().unwrap().success());
+}
+
+fn send_sigterm(pid: u32) {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_quickstart_works_on_sqlite() {
+    quickstart(&[]).await;
+}
+
+#[tokio::test]
+async fn the_quickstart_works_on_postgres() {
+    let url = support::postgres::fresh_database_url();
+    quickstart(&[("DATABASE_URL", &url)]).await;
+}

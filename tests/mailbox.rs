@@ -1,0 +1,482 @@
+//! Mailboxes as a customer sees them (DESIGN §4, §5): addresses created on
+//! the right domains only, personal folders, LIST, STATUS and isolation.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Backend, Options, TestServer, User};
+
+async fn customer(server: &TestServer, email: &str, domain: &str) -> User {
+    let user = server.user(email).await;
+    server.domain(domain, Some(&user), true, false).await;
+    user
+}
+
+const SAMPLE: &str = "From: Bob <bob@example.org>\r\nTo: x\r\nSubject: Hello\r\n\r\nHi\r\n";
+
+async fn addresses_are_created_on_owned_subdomain_and_global_domains(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    server.domain("global.example", None, true, true).await;
+    let mut client = server.login(&alice).await;
+    for name in [
+        "box@alice.example",
+        "Box2@Deep.Sub.Alice.Example",
+        "x@global.example",
+    ] {
+        let response = client.run(&format!("CREATE {name}")).await;
+        assert!(response.is_ok(), "{name}: {response:?}");
+    }
+    let list = client.run("LIST \"\" *").await;
+    for name in [
+        "box@alice.example",
+        "box2@deep.sub.alice.example",
+        "x@global.example",
+    ] {
+        assert!(
+            list.untagged
+                .contains(&format!("* LIST (\\HasNoChildren) \"/\" \"{name}\"")),
+            "{name} missing: {list:?}"
+        );
+    }
+    // Addresses are case-insensitive everywhere.
+    let status = client.run("STATUS BOX@ALICE.EXAMPLE (MESSAGES)").await;
+    assert_eq!(
+        status.untagged,
+        vec!["* STATUS \"box@alice.example\" (MESSAGES 0)"]
+    );
+}
+
+async fn addresses_on_other_domains_are_refused(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    let bob = customer(&server, "bob@example.com", "bob.example").await;
+    server
+        .domain("off.example", Some(&alice), false, false)
+        .await;
+    server.domain("global-off.example", None, false, true).await;
+    let mut client = server.login(&alice).await;
+    let cases = [
+        (
+            "x@bob.example",
+            "NO [NOPERM] You can only create addresses on your own domains or a global domain",
+        ),
+        (
+            "x@sub.bob.example",
+            "NO [NOPERM] You can only create addresses on your own domains or a global domain",
+        ),
+        (
+            "x@nobody.example",
+            "NO [NOPERM] You can only create addresses on your own domains or a global domain",
+        ),
+        ("x@off.example", "NO [NOPERM] This domain is not active"),
+        (
+            "x@global-off.example",
+            "NO [NOPERM] This domain is not active",
+        ),
+        ("not an address@", "NO [CANNOT] Not a valid email address"),
+    ];
+    for (name, expected) in cases {
+        let response = client.run(&format!("CREATE \"{name}\"")).await;
+        assert_eq!(response.tail(), expected, "{name}");
+    }
+    let _ = bob;
+}
+
+async fn banned_domains_and_addresses_are_refused(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    server
+        .domain("spam.alice.example", Some(&alice), true, false)
+        .await;
+    server
+        .domain("evil.example", Some(&alice), true, false)
+        .await;
+    server.ban("domain", "evil.example", "exact").await;
+    server.ban("domain", "spam", "contains").await;
+    server.ban("email", "admin@alice.example", "exact").await;
+    server.ban("email", "contains:root", "exact").await;
+    let mut client = server.login(&alice).await;
+    let cases = [
+        ("x@evil.example", "NO [NOPERM] This domain is banned"),
+        ("x@spam.alice.example", "NO [NOPERM] This domain is banned"),
+        ("ADMIN@alice.example", "NO [NOPERM] This address is banned"),
+        (
+            "superroot@alice.example",
+            "NO [NOPERM] This address is banned",
+        ),
+    ];
+    for (name, expected) in cases {
+        assert_eq!(
+            client.run(&format!("CREATE {name}")).await.tail(),
+            expected,
+            "{name}"
+        );
+    }
+    assert!(client.run("CREATE fine@alice.example").await.is_ok());
+}
+
+async fn a_taken_address_cannot_be_created_again(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "shared.example").await;
+    let bob = server.user("bob@example.com").await;
+    server.domain("global.example", None, true, true).await;
+    server.address(&alice, "taken@global.example").await;
+    let mut client = server.login(&bob).await;
+    let response = client.run("CREATE taken@global.example").await;
+    assert_eq!(
+        response.tail(),
+        "NO [ALREADYEXISTS] This address is already taken"
+    );
+    let mut client = server.login(&alice).await;
+    let response = client.run("CREATE Taken@Global.example").await;
+    assert_eq!(
+        response.tail(),
+        "NO [ALREADYEXISTS] This address is already taken"
+    );
+}
+
+async fn deleting_an_address_releases_it_and_its_mail(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    server.address(&alice, "box@alice.example").await;
+    server.deliver("box@alice.example", SAMPLE).await;
+    let mut client = server.login(&alice).await;
+    let status = client.run("STATUS INBOX (MESSAGES)").await;
+    assert_eq!(status.untagged, vec!["* STATUS \"INBOX\" (MESSAGES 1)"]);
+    assert!(client.run("DELETE box@alice.example").await.is_ok());
+    let status = client.run("STATUS INBOX (MESSAGES)").await;
+    assert_eq!(status.untagged, vec!["* STATUS \"INBOX\" (MESSAGES 0)"]);
+    assert_eq!(
+        client
+            .run("STATUS box@alice.example (MESSAGES)")
+            .await
+            .tail(),
+        "NO [NONEXISTENT] No such mailbox"
+    );
+    // Created again, it is a new mailbox: empty, with a larger UIDVALIDITY.
+    assert!(client.run("CREATE box@alice.example").await.is_ok());
+    let status = client
+        .run("STATUS box@alice.example (MESSAGES UIDNEXT)")
+        .await;
+    assert_eq!(
+        status.untagged,
+        vec!["* STATUS \"box@alice.example\" (MESSAGES 0 UIDNEXT 2)"]
+    );
+}
+
+async fn mail_that_arrived_before_the_address_was_created_is_adopted(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    server.deliver("early@alice.example", SAMPLE).await;
+    server.deliver("early@alice.example", SAMPLE).await;
+    let mut client = server.login(&alice).await;
+    assert!(client.run("CREATE early@alice.example").await.is_ok());
+    let inbox = client.run("STATUS INBOX (MESSAGES UIDNEXT UNSEEN)").await;
+    assert_eq!(
+        inbox.untagged,
+        vec!["* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 3 UNSEEN 2)"]
+    );
+    let address = client
+        .run("STATUS early@alice.example (MESSAGES UIDNEXT)")
+        .await;
+    assert_eq!(
+        address.untagged,
+        vec!["* STATUS \"early@alice.example\" (MESSAGES 2 UIDNEXT 3)"]
+    );
+}
+
+async fn personal_folders_are_created_renamed_and_deleted(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let mut client = server.login(&alice).await;
+    assert!(client.run("CREATE Projects").await.is_ok());
+    assert_eq!(
+        client.run("CREATE Projects").await.tail(),
+        "NO [ALREADYEXISTS] Mailbox already exists"
+    );
+    assert!(client.run("CREATE \"Sent Items\"").await.is_ok());
+    assert!(client.run("CREATE \"Deleted Messages\"").await.is_ok());
+    // Superior levels are created as needed (RFC 3501 6.3.3).
+    assert!(client.run("CREATE Work/2026/Q1").await.is_ok());
+    assert!(client.run("CREATE \"Entw&APw-rfe\"").await.is_ok());
+    let list = client.run("LIST \"\" *").await;
+    for expected in [
+        "* LIST (\\HasNoChildren) \"/\" \"Projects\"",
+        "* LIST (\\HasNoChildren) \"/\" \"Sent Items\"",
+        "* LIST (\\HasChildren) \"/\" \"Work\"",
+        "* LIST (\\HasChildren) \"/\" \"Work/2026\"",
+        "* LIST (\\HasNoChildren) \"/\" \"Work/2026/Q1\"",
+        "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"",
+    ] {
+        assert!(
+            list.untagged.iter().any(|l| l == expected),
+            "{expected} missing: {list:?}"
+        );
+    }
+    assert_eq!(
+        client.run("DELETE Work").await.tail(),
+        "NO [HASCHILDREN] Mailbox has children; delete them first"
+    );
+    assert!(client.run("RENAME Work Archive/Work").await.is_ok());
+    let list = client.run("LIST Archive/ *").await;
+    assert_eq!(
+        list.untagged,
+        vec![
+            "* LIST (\\HasChildren) \"/\" \"Archive/Work\"",
+            "* LIST (\\HasChildren) \"/\" \"Archive/Work/2026\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Archive/Work/2026/Q1\"",
+        ]
+    );
+    assert_eq!(
+        client.run("STATUS Work (MESSAGES)").await.tail(),
+        "NO [NONEXISTENT] No such mailbox"
+    );
+    assert!(client.run("DELETE Projects").await.is_ok());
+    assert_eq!(
+        client.run("DELETE Projects").await.tail(),
+        "NO [NONEXISTENT] No such mailbox"
+    );
+    assert_eq!(
+        client.run("RENAME Projects P2").await.tail(),
+        "NO [NONEXISTENT] No such mailbox"
+    );
+    assert_eq!(
+        client.run("RENAME \"Sent Items\" Drafts").await.tail(),
+        "NO [ALREADYEXISTS] Mailbox already exists"
+    );
+}
+
+async fn a_folder_created_again_gets_a_new_uidvalidity(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let mut client = server.login(&alice).await;
+    client.run("CREATE Temp").await;
+    let first = client.run("STATUS Temp (UIDVALIDITY)").await.untagged[0].clone();
+    client.run("DELETE Temp").await;
+    client.run("CREATE Temp").await;
+    let second = client.run("STATUS Temp (UIDVALIDITY)").await.untagged[0].clone();
+    let number = |line: &str| -> u64 {
+        line.trim_end_matches(')')
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(number(&second) > number(&first), "{first} then {second}");
+}
+
+async fn inbox_and_addresses_cannot_be_deleted_or_renamed_wrongly(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    server.address(&alice, "box@alice.example").await;
+    let mut client = server.login(&alice).await;
+    assert_eq!(
+        client.run("DELETE INBOX").await.tail(),
+        "NO [CANNOT] Cannot delete INBOX"
+    );
+    assert_eq!(
+        client.run("DELETE inbox").await.tail(),
+        "NO [CANNOT] Cannot delete INBOX"
+    );
+    assert_eq!(
+        client.run("CREATE INBOX").await.tail(),
+        "NO [ALREADYEXISTS] INBOX always exists"
+    );
+    assert!(
+        client
+            .run("RENAME box@alice.example other@alice.example")
+            .await
+            .tail()
+            .starts_with("NO [CANNOT]")
+    );
+    assert!(
+        client
+            .run("RENAME INBOX Old")
+            .await
+            .tail()
+            .starts_with("NO [CANNOT]")
+    );
+    assert!(client.run("CREATE Folder").await.is_ok());
+    assert!(
+        client
+            .run("RENAME Folder new@alice.example")
+            .await
+            .tail()
+            .starts_with("NO [CANNOT]")
+    );
+}
+
+async fn list_shows_only_the_customers_own_mailboxes_with_attributes(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    let bob = customer(&server, "bob@example.com", "bob.example").await;
+    server.address(&alice, "a1@alice.example").await;
+    server.address(&bob, "b1@bob.example").await;
+    let mut client = server.login(&alice).await;
+    let list = client.run("LIST \"\" *").await;
+    assert_eq!(
+        list.untagged,
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
+            "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
+            "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+            "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+            "* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"",
+            "* LIST (\\HasNoChildren) \"/\" \"a1@alice.example\"",
+        ]
+    );
+    let root = client.run("LIST \"\" \"\"").await;
+    assert_eq!(root.untagged, vec!["* LIST (\\Noselect) \"/\" \"\""]);
+    let percent = client.run("LIST \"\" %@%").await;
+    assert_eq!(
+        percent.untagged,
+        vec!["* LIST (\\HasNoChildren) \"/\" \"a1@alice.example\""]
+    );
+    let other = client.run("LIST \"\" b1@bob.example").await;
+    assert!(other.untagged.is_empty(), "{other:?}");
+    let lsub = client.run("LSUB \"\" *").await;
+    assert_eq!(lsub.untagged.len(), 7, "{lsub:?}");
+    assert!(client.run("UNSUBSCRIBE Junk").await.is_ok());
+    let lsub = client.run("LSUB \"\" *").await;
+    assert!(!lsub.has_untagged("\"Junk\""), "{lsub:?}");
+    assert!(client.run("SUBSCRIBE Junk").await.is_ok());
+    assert!(client.run("LSUB \"\" Junk").await.has_untagged("\"Junk\""));
+}
+
+async fn another_customers_address_looks_like_nothing_at_all(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    let bob = customer(&server, "bob@example.com", "bob.example").await;
+    server.address(&bob, "secret@bob.example").await;
+    server.deliver("secret@bob.example", SAMPLE).await;
+    let mut client = server.login(&alice).await;
+    for command in [
+        "STATUS {} (MESSAGES)",
+        "DELETE {}",
+        "SUBSCRIBE {}",
+        "UNSUBSCRIBE {}",
+        "RENAME {} mine",
+    ] {
+        let theirs = client
+            .run(&command.replace("{}", "secret@bob.example"))
+            .await;
+        let nobodys = client
+            .run(&command.replace("{}", "nobody@bob.example"))
+            .await;
+        assert_eq!(
+            theirs.tail(),
+            "NO [NONEXISTENT] No such mailbox",
+            "{command}"
+        );
+        assert_eq!(theirs.tail(), nobodys.tail(), "{command}");
+        assert_eq!(theirs.untagged, nobodys.untagged, "{command}");
+    }
+    // Bob's mail is still there.
+    let mut bobs = server.login(&bob).await;
+    let status = bobs.run("STATUS secret@bob.example (MESSAGES)").await;
+    assert_eq!(
+        status.untagged,
+        vec!["* STATUS \"secret@bob.example\" (MESSAGES 1)"]
+    );
+}
+
+async fn status_counts_only_visible_mail(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    server.address(&alice, "box@alice.example").await;
+    server.deliver("box@alice.example", SAMPLE).await;
+    server
+        .deliver(
+            "box@alice.example",
+            "From: Casino <win@casino.example>\r\nSubject: $$$\r\n\r\nwin\r\n",
+        )
+        .await;
+    server
+        .deliver(
+            "box@alice.example",
+            "From: spammer@bad.example\r\nSubject: x\r\n\r\nx\r\n",
+        )
+        .await;
+    server.ban("sender", "casino", "contains").await;
+    server.ban("sender", "SPAMMER@bad.example", "exact").await;
+    let mut client = server.login(&alice).await;
+    let status = client
+        .run("STATUS box@alice.example (MESSAGES UNSEEN RECENT UIDNEXT UIDVALIDITY)")
+        .await;
+    let line = &status.untagged[0];
+    assert!(
+        line.starts_with(
+            "* STATUS \"box@alice.example\" (MESSAGES 1 UNSEEN 1 RECENT 1 UIDNEXT 4 UIDVALIDITY "
+        ),
+        "{line}"
+    );
+    let inbox = client.run("STATUS INBOX (MESSAGES)").await;
+    assert_eq!(inbox.untagged, vec!["* STATUS \"INBOX\" (MESSAGES 1)"]);
+}
+
+async fn a_banned_address_cannot_be_opened(server: TestServer) {
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    server.address(&alice, "box@alice.example").await;
+    server.ban("email", "box@alice.example", "exact").await;
+    let mut client = server.login(&alice).await;
+    assert_eq!(
+        client
+            .run("STATUS box@alice.example (MESSAGES)")
+            .await
+            .tail(),
+        "NO [NOPERM] This address is banned"
+    );
+}
+
+on_both_backends!(
+    addresses_are_created_on_owned_subdomain_and_global_domains,
+    addresses_on_other_domains_are_refused,
+    banned_domains_and_addresses_are_refused,
+    a_taken_address_cannot_be_created_again,
+    deleting_an_address_releases_it_and_its_mail,
+    mail_that_arrived_before_the_address_was_created_is_adopted,
+    personal_folders_are_created_renamed_and_deleted,
+    a_folder_created_again_gets_a_new_uidvalidity,
+    inbox_and_addresses_cannot_be_deleted_or_renamed_wrongly,
+    list_shows_only_the_customers_own_mailboxes_with_attributes,
+    another_customers_address_looks_like_nothing_at_all,
+    status_counts_only_visible_mail,
+    a_banned_address_cannot_be_opened,
+);
+
+/// Long enough that the steps between two refreshes fit in it on a busy machine.
+const TTL: Duration = Duration::from_secs(3);
+
+/// The domain cache: new domains become usable within the TTL, and a failed
+/// refresh keeps the last good copy.
+async fn domain_cache(backend: Backend) {
+    let options = Options {
+        domain_ttl: TTL,
+        ..Options::default()
+    };
+    let server = TestServer::start_with(backend, options).await;
+    let alice = customer(&server, "alice@example.com", "alice.example").await;
+    let mut client = server.login(&alice).await;
+    assert!(client.run("CREATE a@alice.example").await.is_ok());
+    // Loaded now: a domain added afterwards is not known yet...
+    server
+        .domain("later.example", Some(&alice), true, false)
+        .await;
+    assert_eq!(client.run("CREATE a@later.example").await.status(), "NO");
+    // ...and is once the cache time has passed.
+    tokio::time::sleep(TTL + Duration::from_millis(200)).await;
+    assert!(client.run("CREATE a@later.example").await.is_ok());
+    // The domains table disappears: refreshes fail, the last copy is served.
+    server
+        .execute("ALTER TABLE domains RENAME TO domains_gone")
+        .await;
+    tokio::time::sleep(TTL + Duration::from_millis(200)).await;
+    assert!(client.run("CREATE b@alice.example").await.is_ok());
+    tokio::time::sleep(TTL + Duration::from_millis(200)).await;
+    assert!(client.run("CREATE c@later.example").await.is_ok());
+    server
+        .execute("ALTER TABLE domains_gone RENAME TO domains")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_cache_on_postgres() {
+    domain_cache(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_cache_on_sqlite() {
+    domain_cache(Backend::Sqlite).await;
+}

@@ -1,0 +1,327 @@
+//! The schema on PostgreSQL: the operators' SQL/schema.sql is the migrations'
+//! schema, an existing deployment is upgraded in place, and rows from
+//! external writers get UIDs and notifications with no help from the writer.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use imap_server::store::Database;
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::{AssertSqlSafe, Row};
+use support::{Backend, TestServer};
+
+/// Tables, columns, indexes, triggers and functions of the public schema.
+async fn describe(pool: &PgPool) -> BTreeSet<String> {
+    let mut facts = BTreeSet::new();
+    let columns = sqlx::query(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text,
+                coalesce(column_default, '')::text
+         FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for row in columns {
+        let parts: Vec<String> = (0..5).map(|i| row.get::<String, _>(i)).collect();
+        facts.insert(format!("column {}", parts.join(" ")));
+    }
+    let indexes = sqlx::query(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for row in indexes {
+        facts.insert(format!("index {}", row.get::<String, _>(0)));
+    }
+    let triggers = sqlx::query(
+        "SELECT tgname::text || ' ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for row in triggers {
+        facts.insert(format!("trigger {}", row.get::<String, _>(0)));
+    }
+    let functions = sqlx::query(
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'public'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for row in functions {
+        facts.insert(format!("function {}", row.get::<String, _>(0)));
+    }
+    let checks = sqlx::query(
+        "SELECT conrelid::regclass::text || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> '_sqlx_migrations'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for row in checks {
+        facts.insert(format!("constraint {}", row.get::<String, _>(0)));
+    }
+    facts
+}
+
+#[tokio::test]
+async fn the_operators_schema_file_is_the_migrations_schema() {
+    let migrated = Database::open(&support::postgres::fresh_database_url(), 2)
+        .await
+        .unwrap();
+    let imap_server::store::Backend::Postgres(migrated) = &migrated.backend else {
+        unreachable!("a postgres URL opens a postgres database")
+    };
+    let by_hand = PgPool::connect(&support::postgres::fresh_database_url())
+        .await
+        .unwrap();
+    let schema =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SQL/schema.sql")).unwrap();
+    sqlx::raw_sql(AssertSqlSafe(schema))
+        .execute(&by_hand)
+        .await
+        .unwrap();
+    let (from_migrations, from_file) = (describe(migrated).await, describe(&by_hand).await);
+    assert!(
+        from_migrations.len() > 60,
+        "schema looks empty: {from_migrations:?}"
+    );
+    let only_migrations: Vec<_> = from_migrations.difference(&from_file).collect();
+    let only_file: Vec<_> = from_file.difference(&from_migrations).collect();
+    assert!(
+        only_migrations.is_empty() && only_file.is_empty(),
+        "SQL/schema.sql differs from migrations/postgres:\nonly in migrations: {only_migrations:#?}\nonly in schema.sql: {only_file:#?}"
+    );
+}
+
+/// The deployment's tables as they exist before this server: original columns only.
+const DEPLOYMENT: &str = "
+CREATE TABLE users (id uuid PRIMARY KEY, email text UNIQUE, subscription_status text,
+                    subscription_end_date timestamptz, created_at timestamptz DEFAULT now());
+CREATE TABLE imap_tokens (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id uuid, token text UNIQUE,
+                          expires_at timestamptz, last_used_at timestamptz, created_at timestamptz DEFAULT now());
+CREATE TABLE domains (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), domain text, user_id uuid,
+                      active boolean DEFAULT true, cloudflare_domain boolean DEFAULT false, created_at timestamptz DEFAULT now());
+CREATE TABLE inbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), email_address text UNIQUE, user_id uuid,
+                    created_at timestamptz DEFAULT now());
+CREATE TABLE bans (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), scope text, value text, match_type text,
+                   status text, created_at timestamptz DEFAULT now());
+CREATE TABLE emails (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), mailbox_owner text, mailbox text DEFAULT 'INBOX',
+                     subject text, body text, html text, from_addr text, to_addrs text, timestamp timestamptz,
+                     flags text[], size integer, created_at timestamptz DEFAULT now());
+INSERT INTO users VALUES ('11111111-1111-4111-8111-111111111111', 'old@example.com', 'active', NULL, now());
+INSERT INTO imap_tokens (user_id, token) VALUES ('11111111-1111-4111-8111-111111111111', 'legacy-token');
+INSERT INTO inbox (email_address, user_id) VALUES ('kept@old.example', '11111111-1111-4111-8111-111111111111');
+INSERT INTO emails (mailbox_owner, subject, body, from_addr, to_addrs, timestamp, flags, size) VALUES
+  ('kept@old.example', 'first', 'one', 'a@x.example', 'kept@old.example', '2025-01-01 10:00:00+00', '{}', 3),
+  ('kept@old.example', 'second', 'two', 'b@x.example', 'kept@old.example', '2025-01-02 10:00:00+00', ARRAY['\\Seen'], 3),
+  ('stray@old.example', 'third', 'three', 'c@x.example', 'stray@old.example', '2025-01-03 10:00:00+00', '{}', 5);
+";
+
+const ORIGINAL_COLUMNS: &str =
+    "SELECT id::text, mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs,
+    timestamp::text, flags::text, size, created_at::text FROM emails ORDER BY id";
+
+#[tokio::test]
+async fn an_existing_deployment_is_upgraded_in_place() {
+    let url = support::postgres::fresh_database_url();
+    let pool = PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(DEPLOYMENT).execute(&pool).await.unwrap();
+    let before: Vec<String> = sqlx::query(ORIGINAL_COLUMNS)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            format!(
+                "{:?}",
+                (0..12)
+                    .map(|i| row.try_get::<Option<String>, _>(i).ok().flatten())
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    Database::open(&url, 2)
+        .await
+        .expect("migrations run on the deployment's tables");
+    // Twice is harmless.
+    Database::open(&url, 2)
+        .await
+        .expect("migrations are idempotent");
+    let after: Vec<String> = sqlx::query(ORIGINAL_COLUMNS)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            format!(
+                "{:?}",
+                (0..12)
+                    .map(|i| row.try_get::<Option<String>, _>(i).ok().flatten())
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    assert_eq!(before, after, "no original column of any row changed");
+    let uids: Vec<(String, i64, Option<i64>)> =
+        sqlx::query_as("SELECT subject, uid, inbox_uid FROM emails ORDER BY timestamp")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        uids,
+        vec![
+            ("first".into(), 1, Some(1)),
+            ("second".into(), 2, Some(2)),
+            ("third".into(), 1, None)
+        ]
+    );
+    // New mail continues after the old.
+    sqlx::query(
+        "INSERT INTO emails (mailbox_owner, subject) VALUES ('kept@old.example', 'fourth')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (uid, inbox_uid): (i64, i64) =
+        sqlx::query_as("SELECT uid, inbox_uid FROM emails WHERE subject = 'fourth'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((uid, inbox_uid), (3, 3));
+}
+
+#[tokio::test]
+async fn an_upgraded_deployment_serves_its_old_users_and_mail() {
+    let url = support::postgres::fresh_database_url();
+    let pool = PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(DEPLOYMENT).execute(&pool).await.unwrap();
+    drop(pool);
+    let server = TestServer::start_on(Backend::Postgres, url).await;
+    let mut client = server.connect().await;
+    assert!(
+        client
+            .run("LOGIN old@example.com legacy-token")
+            .await
+            .is_ok()
+    );
+    let status = client
+        .run("STATUS kept@old.example (MESSAGES UNSEEN UIDNEXT)")
+        .await;
+    assert_eq!(
+        status.untagged,
+        vec!["* STATUS \"kept@old.example\" (MESSAGES 2 UNSEEN 1 UIDNEXT 3)"]
+    );
+    let inbox = client.run("STATUS INBOX (MESSAGES)").await;
+    assert_eq!(inbox.untagged, vec!["* STATUS \"INBOX\" (MESSAGES 2)"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_writers_get_ascending_uids_and_notify() {
+    let server = TestServer::start(Backend::Postgres).await;
+    let alice = server.user("alice@example.com").await;
+    server
+        .domain("alice.example", Some(&alice), true, false)
+        .await;
+    server.address(&alice, "box@alice.example").await;
+    let imap_server::store::Backend::Postgres(pool) = server.database.backend.clone() else {
+        unreachable!("postgres test")
+    };
+    let mut listener = PgListener::connect_with(&pool).await.unwrap();
+    listener.listen("imap_changes").await.unwrap();
+
+    const PER_WRITER: usize = 50;
+    let writer = |name: &'static str| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for n in 0..PER_WRITER {
+                let (uid,): (i64,) = sqlx::query_as(
+                    "INSERT INTO emails (mailbox_owner, subject, from_addr, to_addrs, body)
+                     VALUES ('Box@Alice.Example', $1, 'x@y.example', 'box@alice.example', 'hi') RETURNING uid",
+                )
+                .bind(format!("{name} {n}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                seen.push(uid);
+            }
+            seen
+        })
+    };
+    let (a, b) = (writer("a"), writer("b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    for seen in [&a, &b] {
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "each writer sees ascending UIDs: {seen:?}"
+        );
+    }
+    let all: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
+    assert_eq!(
+        all,
+        (1..=(2 * PER_WRITER) as i64).collect(),
+        "UIDs are dense and never shared"
+    );
+    let inbox: Vec<(i64,)> =
+        sqlx::query_as("SELECT inbox_uid FROM emails WHERE inbox_owner = $1 ORDER BY inbox_uid")
+            .bind(&alice.id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        inbox.len(),
+        2 * PER_WRITER,
+        "every message is in the unified INBOX"
+    );
+
+    let notification = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a notification arrives")
+        .unwrap();
+    assert!(
+        [alice.id.as_str(), "box@alice.example"].contains(&notification.payload()),
+        "{}",
+        notification.payload()
+    );
+    let mut client = server.login(&alice).await;
+    let status = client
+        .run("STATUS box@alice.example (MESSAGES UIDNEXT)")
+        .await;
+    assert_eq!(
+        status.untagged,
+        vec![format!(
+            "* STATUS \"box@alice.example\" (MESSAGES 100 UIDNEXT 101)"
+        )]
+    );
+}
+
+#[tokio::test]
+async fn external_writers_on_sqlite_get_uids_too() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let alice = server.user("alice@example.com").await;
+    server.address(&alice, "box@alice.example").await;
+    server
+        .execute("INSERT INTO emails (mailbox_owner, subject, from_addr) VALUES ('box@alice.example', 'a', 'x@y.example')")
+        .await;
+    server
+        .execute("INSERT INTO emails (mailbox_owner, subject, from_addr) VALUES ('box@alice.example', 'b', 'x@y.example')")
+        .await;
+    let mut client = server.login(&alice).await;
+    let status = client
+        .run("STATUS box@alice.example (MESSAGES UIDNEXT)")
+        .await;
+    assert_eq!(
+        status.untagged,
+        vec!["* STATUS \"box@alice.example\" (MESSAGES 2 UIDNEXT 3)"]
+    );
+    let inbox = client.run("STATUS INBOX (MESSAGES UIDNEXT)").await;
+    assert_eq!(
+        inbox.untagged,
+        vec!["* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 3)"]
+    );
+}

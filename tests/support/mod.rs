@@ -1,0 +1,406 @@
+//! Test support: a real server on an ephemeral port over a real database
+//! (a throwaway PostgreSQL cluster, or a temporary SQLite file), fixtures
+//! written through the stores, and a minimal IMAP client speaking the wire
+//! protocol.
+
+#![allow(dead_code)]
+
+pub mod postgres;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use imap_server::config::Limits;
+use imap_server::directory::SqlDirectory;
+use imap_server::imap::Services;
+use imap_server::server::Server;
+use imap_server::store::{
+    BanRecord, Database, DomainRecord, MailboxId, TokenRecord, UserRecord, new_id,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// How long a test waits for an answer before calling the server hung.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Settings a test may change.
+#[derive(Clone)]
+pub struct Options {
+    pub domain_ttl: Duration,
+    pub ban_ttl: Duration,
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        // Caches refresh on every use unless a test is about caching.
+        Options {
+            domain_ttl: Duration::ZERO,
+            ban_ttl: Duration::ZERO,
+            limits: Limits::default(),
+        }
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub database: Database,
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A customer created for a test.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, Options::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, options: Options) -> TestServer {
+        let (url, dir) = database_url(backend);
+        TestServer::launch(backend, url, dir, options).await
+    }
+
+    /// A server on an existing database.
+    pub async fn start_on(backend: Backend, url: String) -> TestServer {
+        TestServer::launch(backend, url, None, Options::default()).await
+    }
+
+    async fn launch(
+        backend: Backend,
+        url: String,
+        dir: Option<tempfile::TempDir>,
+        options: Options,
+    ) -> TestServer {
+        let database = Database::open(&url, 10)
+            .await
+            .expect("open the test database");
+        let services = Arc::new(Services {
+            store: database.mail.clone(),
+            directory: Arc::new(SqlDirectory::new(
+                database.accounts.clone(),
+                options.domain_ttl,
+                options.ban_ttl,
+            )),
+            limits: options.limits.clone(),
+        });
+        let server = Server::bind("127.0.0.1:0".parse().expect("loopback address"), services)
+            .await
+            .expect("bind an ephemeral port");
+        let addr = server.local_addr().expect("local address");
+        tokio::spawn(server.run(std::future::pending()));
+        TestServer {
+            addr,
+            database,
+            url,
+            backend,
+            _dir: dir,
+        }
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// A client logged in as `user`.
+    pub async fn login(&self, user: &User) -> Client {
+        let mut client = self.connect().await;
+        let response = client
+            .run(&format!("LOGIN {} {}", user.email, user.token))
+            .await;
+        assert!(response.is_ok(), "login failed: {response:?}");
+        client
+    }
+
+    /// A customer with the given subscription and a token valid for a year.
+    pub async fn user_with(&self, email: &str, status: &str, end: Option<DateTime<Utc>>) -> User {
+        let id = new_id();
+        self.database
+            .accounts
+            .add_user(&UserRecord {
+                id: id.clone(),
+                email: email.to_owned(),
+                subscription_status: Some(status.to_owned()),
+                subscription_end_date: end,
+            })
+            .await
+            .expect("add user");
+        let token = self
+            .token(&id, Some(Utc::now() + chrono::Duration::days(365)))
+            .await;
+        User {
+            id,
+            email: email.to_owned(),
+            token,
+        }
+    }
+
+    pub async fn user(&self, email: &str) -> User {
+        self.user_with(email, "active", None).await
+    }
+
+    pub async fn token(&self, user_id: &str, expires_at: Option<DateTime<Utc>>) -> String {
+        let token = format!("tok-{}", new_id());
+        self.database
+            .accounts
+            .add_token(&TokenRecord {
+                id: new_id(),
+                user_id: user_id.to_owned(),
+                token: token.clone(),
+                expires_at,
+                last_used_at: None,
+                created_at: None,
+            })
+            .await
+            .expect("add token");
+        token
+    }
+
+    pub async fn domain(&self, name: &str, owner: Option<&User>, active: bool, global: bool) {
+        self.database
+            .accounts
+            .add_domain(&DomainRecord {
+                id: new_id(),
+                domain: name.to_owned(),
+                user_id: owner.map(|u| u.id.clone()),
+                active,
+                global,
+            })
+            .await
+            .expect("add domain");
+    }
+
+    pub async fn address(&self, user: &User, address: &str) {
+        self.database
+            .mail
+            .create_address(&user.id, address)
+            .await
+            .expect("add address");
+    }
+
+    pub async fn ban(&self, scope: &str, value: &str, match_type: &str) {
+        self.database
+            .accounts
+            .add_ban(&BanRecord {
+                id: new_id(),
+                scope: scope.to_owned(),
+                value: value.to_owned(),
+                match_type: match_type.to_owned(),
+                active: true,
+            })
+            .await
+            .expect("add ban");
+    }
+
+    /// Stores a message for an address, as `imap-server deliver` does.
+    pub async fn deliver(&self, address: &str, raw: &str) -> u32 {
+        let message =
+            imap_server::mime::new_message(raw.as_bytes().to_vec(), Vec::new(), Utc::now());
+        self.database
+            .mail
+            .append(&MailboxId::Address(address.to_owned()), &message)
+            .await
+            .expect("deliver")
+            .uid
+    }
+
+    /// Runs SQL on the test database; for tests that play an external writer.
+    pub async fn execute(&self, sql: &'static str) {
+        match &self.database.backend {
+            imap_server::store::Backend::Postgres(pool) => {
+                sqlx::query(sql).execute(pool).await.expect("execute SQL");
+            }
+            imap_server::store::Backend::Sqlite(pool) => {
+                sqlx::query(sql).execute(pool).await.expect("execute SQL");
+            }
+        }
+    }
+}
+
+fn database_url(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Postgres => (postgres::fresh_database_url(), None),
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}/test.db", dir.path().display());
+            (url, Some(dir))
+        }
+    }
+}
+
+/// What a command got back.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub untagged: Vec<String>,
+    pub tagged: String,
+}
+
+impl Response {
+    pub fn is_ok(&self) -> bool {
+        self.status() == "OK"
+    }
+
+    /// OK, NO or BAD.
+    pub fn status(&self) -> &str {
+        self.tagged.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// The tagged line without its tag.
+    pub fn tail(&self) -> &str {
+        self.tagged.split_once(' ').map_or("", |(_, rest)| rest)
+    }
+
+    pub fn has_untagged(&self, needle: &str) -> bool {
+        self.untagged.iter().any(|line| line.contains(needle))
+    }
+}
+
+/// A bare-bones IMAP client: sends lines, reads lines.
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_tag: u32,
+    pub greeting: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let mut client = Client::connect_raw(addr).await;
+        client.greeting = client.line().await;
+        assert!(
+            client.greeting.starts_with("* OK"),
+            "greeting: {}",
+            client.greeting
+        );
+        client
+    }
+
+    /// Connected, greeting not yet read.
+    pub async fn connect_raw(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr)
+            .await
+            .expect("connect to the test server");
+        let (read, write) = stream.into_split();
+        Client {
+            reader: BufReader::new(read),
+            writer: write,
+            next_tag: 1,
+            greeting: String::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("send to server");
+    }
+
+    /// The next line, without CRLF. Panics when the server says nothing.
+    pub async fn line(&mut self) -> String {
+        self.try_line()
+            .await
+            .expect("the server closed the connection while an answer was expected")
+    }
+
+    /// The next line, or `None` at end of stream.
+    pub async fn try_line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        let read = tokio::time::timeout(ANSWER_TIMEOUT, self.reader.read_until(b'\n', &mut line))
+            .await
+            .expect("the server did not answer in time");
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// Reads until the line tagged `tag`.
+    pub async fn until_tagged(&mut self, tag: &str) -> Response {
+        let mut untagged = Vec::new();
+        let prefix = format!("{tag} ");
+        loop {
+            let line = self.line().await;
+            if line.starts_with(&prefix) {
+                return Response {
+                    untagged,
+                    tagged: line,
+                };
+            }
+            untagged.push(line);
+        }
+    }
+
+    pub fn tag(&mut self) -> String {
+        let tag = format!("t{}", self.next_tag);
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Sends a command with a fresh tag and reads its answer.
+    pub async fn run(&mut self, command: &str) -> Response {
+        let tag = self.tag();
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.until_tagged(&tag).await
+    }
+
+    /// Reads what is left until the server closes the connection.
+    pub async fn rest(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.try_line().await {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Whether the server closed the connection (nothing more to read).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(ANSWER_TIMEOUT, self.reader.read(&mut byte)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+/// Runs each named scenario against PostgreSQL and SQLite:
+/// `on_both_backends!(scenario_a, scenario_b);` where each scenario is
+/// `async fn scenario_a(server: TestServer)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::support::TestServer::start(super::support::Backend::Postgres).await).await;
+                }
+            )*
+        }
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::support::TestServer::start(super::support::Backend::Sqlite).await).await;
+                }
+            )*
+        }
+    };
+}

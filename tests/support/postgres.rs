@@ -1,0 +1,439 @@
+//! A throwaway PostgreSQL server for integration tests.
+//!
+//! Each test process (test binary) gets at most one server, started lazily by
+//! the first call to [`fresh_database_url`] or [`admin_url`] and shared by all
+//! tests in that process; every test asks for its own fresh database on it.
+//!
+//! * If `TEST_DATABASE_URL` is set (a `postgres://` URL to an existing server
+//!   whose user may `CREATE DATABASE`), that server is used and nothing is
+//!   started. The databases created there are left behind.
+//! * Otherwise a private cluster is created with `initdb` in a fresh temporary
+//!   directory and run with `postgres` listening only on a unix socket inside
+//!   that directory (no TCP port, so concurrent test binaries cannot clash).
+//!
+//! Clean-up must also happen when the test process panics or is SIGKILLed, so
+//! no destructor or signal handler can do it. Instead a small watcher shell
+//! process owns the cluster: it runs `initdb` and `pg_ctl start`, then blocks
+//! reading a pipe whose write end only the test process holds (it is never
+//! written to). However the test process ends, the kernel closes that pipe;
+//! the watcher's read returns EOF and it stops the server and deletes the
+//! directory. The watcher runs in its own process group so that terminal
+//! Ctrl-C or a runner killing the test's process group does not take it down
+//! before it has cleaned up.
+//!
+//! Everything is synchronous (`std::process`), because `#[tokio::test]` gives
+//! every test its own runtime and the shared server must outlive all of them.
+
+// Each test binary uses only part of this module.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Port of the private cluster. It only names the socket file
+/// (`<dir>/.s.PGSQL.5432`); there is no TCP listener, so it cannot collide.
+const PORT: u16 = 5432;
+
+/// How long `initdb` plus server start-up may take before we give up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A fresh, empty database on the shared test server; returns its URL usable by sqlx,
+/// e.g. "postgres://postgres@localhost:5432/t_4242_1a2b3c4d_17?host=/tmp/pgtest-xyz".
+pub fn fresh_database_url() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    // The pid and counter make names unique within this process and among
+    // concurrent processes on one machine; the random tag keeps them unique on
+    // a long-lived TEST_DATABASE_URL server, where pids get reused across runs
+    // (and are often identical across CI containers).
+    static TAG: OnceLock<u32> = OnceLock::new();
+    let tag = *TAG.get_or_init(|| RandomState::new().hash_one(std::process::id()) as u32);
+
+    let server = server();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("t_{}_{tag:08x}_{n}", std::process::id());
+    server.psql(&format!("CREATE DATABASE \"{name}\""));
+    with_database(&server.create_url, &name)
+}
+
+/// The admin URL of the server (database "postgres"), for tests that need superuser access.
+pub fn admin_url() -> String {
+    with_database(&server().create_url, "postgres")
+}
+
+/// The shared server. Start-up errors are cached so that a broken setup
+/// fails every test quickly with the same message instead of retrying.
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+    match SERVER.get_or_init(Server::start) {
+        Ok(server) => server,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+struct Server {
+    /// URL `psql` connects to for `CREATE DATABASE`; other URLs are derived
+    /// from it by swapping the database name.
+    create_url: String,
+    /// Whether `create_url` came from TEST_DATABASE_URL (may hold a password,
+    /// so it is not echoed in error messages).
+    external: bool,
+    psql: PathBuf,
+    /// Keeps the watcher's stdin pipe open for the life of the process; see
+    /// the module docs. `None` for an external server.
+    _watcher: Option<Watcher>,
+}
+
+struct Watcher {
+    /// Never written to: its only job is to be closed by the kernel when this
+    /// process ends. A static is never dropped, so that is the only way.
+    _stdin: ChildStdin,
+    _child: Child,
+}
+
+impl Server {
+    fn start() -> Result<Server, String> {
+        if let Some(url) = std::env::var_os("TEST_DATABASE_URL") {
+            let url = url
+                .into_string()
+                .map_err(|_| "TEST_DATABASE_URL is not valid UTF-8".to_string())?;
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("TEST_DATABASE_URL must be a postgres:// URL".to_string());
+            }
+            // Only the client is needed; take it from a server bindir if one
+            // exists, else from PATH.
+            let psql = find_bindir(&["psql"])
+                .map(|dir| dir.join("psql"))
+                .unwrap_or_else(|| PathBuf::from("psql"));
+            return Ok(Server {
+                create_url: url,
+                external: true,
+                psql,
+                _watcher: None,
+            });
+        }
+        start_local_cluster()
+    }
+
+    /// Runs one SQL command as the admin user, panicking with psql's output
+    /// if it fails.
+    fn psql(&self, sql: &str) {
+        let output = Command::new(&self.psql)
+            // -X: ignore ~/.psqlrc; ON_ERROR_STOP: fail with a non-zero status.
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.create_url,
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not run {}: {e}; install the PostgreSQL client \
+                     (`apt-get install postgresql-client` on Debian/Ubuntu)",
+                    self.psql.display()
+                )
+            });
+        if !output.status.success() {
+            let target = if self.external {
+                "the TEST_DATABASE_URL server".to_string()
+            } else {
+                self.create_url.clone()
+            };
+            panic!(
+                "psql `{sql}` on {target} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+    }
+}
+
+/// The watcher: `sh -c WATCHER_SCRIPT sh <bindir> <dir>`, running as the
+/// user that owns the cluster. It reports "ready" or a failure as one line on
+/// stdout, then waits for stdin EOF and cleans up in every case.
+const WATCHER_SCRIPT: &str = r#"
+bin=$1
+dir=$2
+if ! "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C \
+        >"$dir/initdb.log" 2>&1; then
+    status=initdb-failed
+else
+    # Settings go into postgresql.conf rather than the command line to avoid
+    # a second layer of shell quoting inside pg_ctl -o.
+    cat >>"$dir/data/postgresql.conf" <<EOF
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = $3
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 300
+EOF
+    # pg_ctl -w waits (up to -t seconds) until the server accepts
+    # connections, and fails early if the postmaster dies.
+    if "$bin/pg_ctl" start -w -t 30 -D "$dir/data" -l "$dir/server.log" \
+            >"$dir/pg_ctl.log" 2>&1; then
+        status=ready
+    else
+        status=start-failed
+    fi
+fi
+# If the test process is already gone, this echo must fail quietly rather than
+# kill us with SIGPIPE before we have cleaned up.
+trap '' PIPE
+echo "$status"
+exec >/dev/null
+trap - PIPE
+# Block until the test process exits (normally, by panic or by SIGKILL).
+cat >/dev/null
+# Immediate shutdown: the data is thrown away anyway. Harmless if not running.
+"$bin/pg_ctl" stop -D "$dir/data" -m immediate -w -t 30 >/dev/null 2>&1
+rm -rf "$dir"
+"#;
+
+fn start_local_cluster() -> Result<Server, String> {
+    const NEEDED: [&str; 4] = ["initdb", "pg_ctl", "postgres", "psql"];
+    let bindir = find_bindir(&NEEDED).ok_or_else(|| {
+        format!(
+            "PostgreSQL server binaries not found ({}): install them with \
+             `apt-get install postgresql` (Debian/Ubuntu) or set TEST_DATABASE_URL",
+            NEEDED.join(", ")
+        )
+    })?;
+
+    // PostgreSQL refuses to run as root, so as root the cluster belongs to the
+    // `postgres` system user, and its directory must be reachable by that user:
+    // use /tmp rather than a TMPDIR that may sit under /root.
+    let run_as = if command_output_u32("id", &["-u"])? == 0 {
+        let uid = command_output_u32("id", &["-u", "postgres"]).map_err(|e| {
+            format!(
+                "running as root, and PostgreSQL refuses to run as root, but there is \
+                 no `postgres` system user to run it as ({e}); create one or set \
+                 TEST_DATABASE_URL"
+            )
+        })?;
+        let gid = command_output_u32("id", &["-g", "postgres"])?;
+        Some((uid, gid))
+    } else {
+        None
+    };
+    let base = match run_as {
+        Some(_) => PathBuf::from("/tmp"),
+        None => std::env::temp_dir(),
+    };
+
+    let dir = tempfile::Builder::new()
+        .prefix("pgtest-")
+        .tempdir_in(&base)
+        .map_err(|e| {
+            format!(
+                "cannot create a temporary directory in {}: {e}",
+                base.display()
+            )
+        })?
+        // From here on the watcher, not a destructor, removes the directory.
+        .keep();
+    let dir_str = dir
+        .to_str()
+        .filter(|s| is_plain_path(s))
+        .ok_or_else(|| {
+            format!(
+                "temporary directory {} has characters unsafe in a URL or \
+                 postgresql.conf; set TMPDIR to a plain path",
+                dir.display()
+            )
+        })?
+        .to_string();
+    // Unix socket paths are limited to 107 bytes; the lock file is the longest.
+    if dir_str.len() + "/.s.PGSQL.5432.lock".len() > 107 {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!(
+            "temporary directory {dir_str} is too long for a unix socket path; \
+             set TMPDIR to a shorter path"
+        ));
+    }
+
+    let watcher_log = File::create(dir.join("watcher.log"))
+        .map_err(|e| format!("cannot create {}/watcher.log: {e}", dir.display()))?;
+    let mut command = Command::new("/bin/sh");
+    command
+        .args(["-c", WATCHER_SCRIPT, "sh"])
+        .arg(&bindir)
+        .arg(&dir)
+        .arg(PORT.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(watcher_log)
+        // Not under our cwd, which the postgres user may not be able to enter.
+        .current_dir("/")
+        // Own process group: see the module docs.
+        .process_group(0);
+    // Stray PGDATA/PGPORT/... from the caller's environment must not redirect
+    // initdb or pg_ctl.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            command.env_remove(key);
+        }
+    }
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot chown {} to postgres: {e}", dir.display()))?;
+        command.uid(uid).gid(gid);
+    }
+    let mut child = command.spawn().map_err(|e| {
+        let _ = std::fs::remove_dir_all(&dir);
+        format!("cannot start the PostgreSQL watcher shell /bin/sh: {e}")
+    })?;
+    let stdin = child
+        .stdin
+        .take()
+        .expect("watcher stdin was configured as piped");
+    let stdout = child
+        .stdout
+        .take()
+        .expect("watcher stdout was configured as piped");
+
+    // Read the status line on a helper thread so we can time out: a plain
+    // read could block forever if something hangs.
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    let status = match receiver.recv_timeout(STARTUP_TIMEOUT) {
+        Ok(line) if line.trim().is_empty() => "watcher exited".to_string(),
+        Ok(line) => line.trim().to_string(),
+        Err(_) => format!("timed out after {STARTUP_TIMEOUT:?}"),
+    };
+    if status != "ready" {
+        let logs = log_tails(&dir);
+        // Closing the pipe makes the watcher stop whatever runs and delete the
+        // directory, so read the logs first.
+        drop(stdin);
+        return Err(format!(
+            "could not start a throwaway PostgreSQL in {dir_str} with {} ({status}){logs}",
+            bindir.display()
+        ));
+    }
+
+    Ok(Server {
+        create_url: format!("postgres://postgres@localhost:{PORT}/postgres?host={dir_str}"),
+        external: false,
+        psql: bindir.join("psql"),
+        _watcher: Some(Watcher {
+            _stdin: stdin,
+            _child: child,
+        }),
+    })
+}
+
+/// The first directory among `pg_config --bindir`, `/usr/lib/postgresql/*/bin`
+/// (Debian/Ubuntu layout, highest version first) and PATH that holds all of
+/// `programs`. pg_config comes first because it names the installation the
+/// user chose; it is checked because Debian's libpq-dev pg_config reports a
+/// bindir even when no server is installed.
+fn find_bindir(programs: &[&str]) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
+        && output.status.success()
+    {
+        candidates.push(PathBuf::from(
+            String::from_utf8_lossy(&output.stdout).trim(),
+        ));
+    }
+    let mut versioned: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry
+                .file_name()
+                .to_str()?
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    candidates
+        .into_iter()
+        .find(|dir| programs.iter().all(|program| dir.join(program).is_file()))
+}
+
+/// Runs a command that prints one number (`id -u` and friends).
+fn command_output_u32(program: &str, args: &[&str]) -> Result<u32, String> {
+    let describe = || format!("`{program} {}`", args.join(" "));
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", describe()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            describe(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("{} printed no number: {e}", describe()))
+}
+
+/// Only characters that need no escaping in a URL query or postgresql.conf.
+fn is_plain_path(path: &str) -> bool {
+    path.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+}
+
+/// `url` with its database (the path) replaced by `database`, keeping user,
+/// host, port and query (e.g. `?host=/socket/dir`). A `dbname=` query
+/// parameter would override the path, so TEST_DATABASE_URL should not use one.
+fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url
+        .split_once("://")
+        .expect("database URLs were checked to contain `://`");
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(authority_end);
+    let path_end = after.find(['?', '#']).unwrap_or(after.len());
+    format!("{scheme}://{authority}/{database}{}", &after[path_end..])
+}
+
+/// The last lines of the cluster's log files, for start-up error messages.
+fn log_tails(dir: &Path) -> String {
+    const LINES: usize = 20;
+    let mut out = String::new();
+    for name in ["watcher.log", "initdb.log", "pg_ctl.log", "server.log"] {
+        let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let tail = &lines[lines.len().saturating_sub(LINES)..];
+        out.push_str(&format!("\n--- {} (last {} lines) ---\n", name, tail.len()));
+        out.push_str(&tail.join("\n"));
+    }
+    out
+}
