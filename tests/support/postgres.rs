@@ -47,6 +47,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A fresh, empty database on the shared test server; returns its URL usable by sqlx,
 /// e.g. "postgres://postgres@localhost:5432/t_4242_1a2b3c4d_17?host=/tmp/pgtest-xyz".
+#[track_caller] // Panics point at the test, not at this file.
 pub fn fresh_database_url() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     // The pid and counter make names unique within this process and among
@@ -64,12 +65,14 @@ pub fn fresh_database_url() -> String {
 }
 
 /// The admin URL of the server (database "postgres"), for tests that need superuser access.
+#[track_caller]
 pub fn admin_url() -> String {
     with_database(&server().create_url, "postgres")
 }
 
 /// The shared server. Start-up errors are cached so that a broken setup
 /// fails every test quickly with the same message instead of retrying.
+#[track_caller]
 fn server() -> &'static Server {
     static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
     match SERVER.get_or_init(Server::start) {
@@ -124,8 +127,9 @@ impl Server {
 
     /// Runs one SQL command as the admin user, panicking with psql's output
     /// if it fails.
+    #[track_caller]
     fn psql(&self, sql: &str) {
-        let output = Command::new(&self.psql)
+        let result = Command::new(&self.psql)
             // -X: ignore ~/.psqlrc; ON_ERROR_STOP: fail with a non-zero status.
             .args([
                 "-X",
@@ -138,14 +142,17 @@ impl Server {
                 sql,
             ])
             .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "could not run {}: {e}; install the PostgreSQL client \
-                     (`apt-get install postgresql-client` on Debian/Ubuntu)",
-                    self.psql.display()
-                )
-            });
+            .output();
+        // A match rather than unwrap_or_else, whose closure would hide the
+        // caller's location from #[track_caller].
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => panic!(
+                "could not run {}: {e}; install the PostgreSQL client \
+                 (`apt-get install postgresql-client` on Debian/Ubuntu)",
+                self.psql.display()
+            ),
+        };
         if !output.status.success() {
             let target = if self.external {
                 "the TEST_DATABASE_URL server".to_string()
@@ -161,29 +168,37 @@ impl Server {
     }
 }
 
-/// The watcher: `sh -c WATCHER_SCRIPT sh <bindir> <dir>`, running as the
-/// user that owns the cluster. It reports "ready" or a failure as one line on
-/// stdout, then waits for stdin EOF and cleans up in every case.
+/// The watcher, run as `sh -c WATCHER_SCRIPT sh <bindir> <dir> <port>` by the
+/// user that owns the cluster. It reports "ready" or what failed as one line
+/// on stdout, then blocks in `cat` until stdin reaches EOF (the test process
+/// has ended, however it ended), and then cleans up in every case.
+///
+/// * Server settings are appended to postgresql.conf rather than passed with
+///   `pg_ctl -o`, which would add a second layer of shell quoting.
+/// * `pg_ctl start -w` waits (up to `-t` seconds) until the server accepts
+///   connections, and fails early if the postmaster dies.
+/// * SIGPIPE is ignored around the status `echo`: if the test process is
+///   already gone, the echo must fail quietly rather than kill the watcher
+///   before it has cleaned up.
+/// * Shutdown is `-m immediate`, as the data is thrown away anyway; it is
+///   harmless when the server never started.
+///
+/// There are no comments inside the script because `ps` shows all of it.
 const WATCHER_SCRIPT: &str = r#"
-bin=$1
-dir=$2
+bin=$1 dir=$2 port=$3
 if ! "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C \
         >"$dir/initdb.log" 2>&1; then
     status=initdb-failed
 else
-    # Settings go into postgresql.conf rather than the command line to avoid
-    # a second layer of shell quoting inside pg_ctl -o.
     cat >>"$dir/data/postgresql.conf" <<EOF
 listen_addresses = ''
 unix_socket_directories = '$dir'
-port = $3
+port = $port
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 300
 EOF
-    # pg_ctl -w waits (up to -t seconds) until the server accepts
-    # connections, and fails early if the postmaster dies.
     if "$bin/pg_ctl" start -w -t 30 -D "$dir/data" -l "$dir/server.log" \
             >"$dir/pg_ctl.log" 2>&1; then
         status=ready
@@ -191,15 +206,11 @@ EOF
         status=start-failed
     fi
 fi
-# If the test process is already gone, this echo must fail quietly rather than
-# kill us with SIGPIPE before we have cleaned up.
 trap '' PIPE
 echo "$status"
 exec >/dev/null
 trap - PIPE
-# Block until the test process exits (normally, by panic or by SIGKILL).
 cat >/dev/null
-# Immediate shutdown: the data is thrown away anyway. Harmless if not running.
 "$bin/pg_ctl" stop -D "$dir/data" -m immediate -w -t 30 >/dev/null 2>&1
 rm -rf "$dir"
 "#;
@@ -234,68 +245,32 @@ fn start_local_cluster() -> Result<Server, String> {
         Some(_) => PathBuf::from("/tmp"),
         None => std::env::temp_dir(),
     };
+    // The directory's path goes unescaped into a URL and postgresql.conf, and
+    // unix socket paths are limited to 107 bytes (the lock file is longest).
+    let fits = |s: &&str| s.len() + "/pgtest-XXXXXX/.s.PGSQL.5432.lock".len() <= 107;
+    let base_str = base
+        .to_str()
+        .filter(|s| is_plain_path(s) && fits(s))
+        .ok_or_else(|| {
+            format!(
+                "temporary directory {} is too long for a unix socket path or has \
+                 characters unsafe in a URL; set TMPDIR to a short plain path",
+                base.display()
+            )
+        })?;
 
     let dir = tempfile::Builder::new()
         .prefix("pgtest-")
-        .tempdir_in(&base)
-        .map_err(|e| {
-            format!(
-                "cannot create a temporary directory in {}: {e}",
-                base.display()
-            )
-        })?
+        .tempdir_in(base_str)
+        .map_err(|e| format!("cannot create a temporary directory in {base_str}: {e}"))?
         // From here on the watcher, not a destructor, removes the directory.
         .keep();
     let dir_str = dir
         .to_str()
-        .filter(|s| is_plain_path(s))
-        .ok_or_else(|| {
-            format!(
-                "temporary directory {} has characters unsafe in a URL or \
-                 postgresql.conf; set TMPDIR to a plain path",
-                dir.display()
-            )
-        })?
+        .expect("a plain base directory plus an alphanumeric name is UTF-8")
         .to_string();
-    // Unix socket paths are limited to 107 bytes; the lock file is the longest.
-    if dir_str.len() + "/.s.PGSQL.5432.lock".len() > 107 {
+    let mut child = spawn_watcher(&bindir, &dir, run_as).inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&dir);
-        return Err(format!(
-            "temporary directory {dir_str} is too long for a unix socket path; \
-             set TMPDIR to a shorter path"
-        ));
-    }
-
-    let watcher_log = File::create(dir.join("watcher.log"))
-        .map_err(|e| format!("cannot create {}/watcher.log: {e}", dir.display()))?;
-    let mut command = Command::new("/bin/sh");
-    command
-        .args(["-c", WATCHER_SCRIPT, "sh"])
-        .arg(&bindir)
-        .arg(&dir)
-        .arg(PORT.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(watcher_log)
-        // Not under our cwd, which the postgres user may not be able to enter.
-        .current_dir("/")
-        // Own process group: see the module docs.
-        .process_group(0);
-    // Stray PGDATA/PGPORT/... from the caller's environment must not redirect
-    // initdb or pg_ctl.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PG") {
-            command.env_remove(key);
-        }
-    }
-    if let Some((uid, gid)) = run_as {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-            .map_err(|e| format!("cannot chown {} to postgres: {e}", dir.display()))?;
-        command.uid(uid).gid(gid);
-    }
-    let mut child = command.spawn().map_err(|e| {
-        let _ = std::fs::remove_dir_all(&dir);
-        format!("cannot start the PostgreSQL watcher shell /bin/sh: {e}")
     })?;
     let stdin = child
         .stdin
@@ -320,10 +295,16 @@ fn start_local_cluster() -> Result<Server, String> {
         Err(_) => format!("timed out after {STARTUP_TIMEOUT:?}"),
     };
     if status != "ready" {
-        let logs = log_tails(&dir);
+        // initdb's log is long and only interesting when initdb failed.
+        let logs = log_tails(&dir, status == "initdb-failed");
         // Closing the pipe makes the watcher stop whatever runs and delete the
-        // directory, so read the logs first.
+        // directory, so read the logs first. A watcher that died early cannot
+        // clean up, so then we do.
         drop(stdin);
+        if status == "watcher exited" {
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return Err(format!(
             "could not start a throwaway PostgreSQL in {dir_str} with {} ({status}){logs}",
             bindir.display()
@@ -339,6 +320,41 @@ fn start_local_cluster() -> Result<Server, String> {
             _child: child,
         }),
     })
+}
+
+/// Starts the watcher (see [`WATCHER_SCRIPT`]) for a cluster in `dir`,
+/// running as `run_as` (uid, gid) if given.
+fn spawn_watcher(bindir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<Child, String> {
+    let watcher_log = File::create(dir.join("watcher.log"))
+        .map_err(|e| format!("cannot create {}/watcher.log: {e}", dir.display()))?;
+    let mut command = Command::new("/bin/sh");
+    command
+        .args(["-c", WATCHER_SCRIPT, "sh"])
+        .arg(bindir)
+        .arg(dir)
+        .arg(PORT.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(watcher_log)
+        // Not under our cwd, which the postgres user may not be able to enter.
+        .current_dir("/")
+        // Own process group: see the module docs.
+        .process_group(0);
+    // Stray PGDATA/PGPORT/... from the caller's environment must not redirect
+    // initdb or pg_ctl.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            command.env_remove(key);
+        }
+    }
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot chown {} to postgres: {e}", dir.display()))?;
+        command.uid(uid).gid(gid);
+    }
+    command
+        .spawn()
+        .map_err(|e| format!("cannot start the PostgreSQL watcher shell /bin/sh: {e}"))
 }
 
 /// The first directory among `pg_config --bindir`, `/usr/lib/postgresql/*/bin`
@@ -420,10 +436,13 @@ fn with_database(url: &str, database: &str) -> String {
 }
 
 /// The last lines of the cluster's log files, for start-up error messages.
-fn log_tails(dir: &Path) -> String {
+fn log_tails(dir: &Path, with_initdb: bool) -> String {
     const LINES: usize = 20;
     let mut out = String::new();
     for name in ["watcher.log", "initdb.log", "pg_ctl.log", "server.log"] {
+        if name == "initdb.log" && !with_initdb {
+            continue;
+        }
         let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
             continue;
         };
