@@ -8,5 +8,6 @@ pub mod config;
 pub mod directory;
 pub mod imap;
 pub mod mime;
+pub mod notify;
 pub mod server;
 pub mod store;

@@ -110,6 +110,86 @@ pub struct Stored {
     pub uid: u32,
 }
 
+/// Parse results kept with a message (see migration 0002).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParseCache {
+    /// Length of the bytes a client sees (RFC822.SIZE).
+    pub size: Option<u32>,
+    pub envelope: Option<String>,
+    pub body_structure: Option<String>,
+    pub body: Option<String>,
+}
+
+impl ParseCache {
+    pub fn is_complete(&self) -> bool {
+        self.size.is_some()
+            && self.envelope.is_some()
+            && self.body_structure.is_some()
+            && self.body.is_some()
+    }
+}
+
+/// A stored message with what FETCH and SEARCH may need.
+#[derive(Debug, Clone)]
+pub struct MessageData {
+    pub id: String,
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub timestamp: DateTime<Utc>,
+    pub cache: ParseCache,
+    /// The stored content; loaded only when asked for.
+    pub content: Option<Content>,
+}
+
+/// The columns a message's bytes come from (DESIGN §3).
+#[derive(Debug, Clone, Default)]
+pub struct Content {
+    pub raw: Option<Vec<u8>>,
+    pub subject: Option<String>,
+    pub from_addr: Option<String>,
+    pub to_addrs: Option<String>,
+    pub body: Option<String>,
+    pub html: Option<String>,
+}
+
+/// How STORE changes flags (RFC 3501 6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagChange {
+    Replace,
+    Add,
+    Remove,
+}
+
+impl FlagChange {
+    /// The flags a message ends up with.
+    pub fn apply(self, current: &[String], given: &[String]) -> Vec<String> {
+        let mut result: Vec<String> = match self {
+            FlagChange::Replace => Vec::new(),
+            FlagChange::Add | FlagChange::Remove => current.to_vec(),
+        };
+        match self {
+            FlagChange::Replace | FlagChange::Add => {
+                for flag in given {
+                    if !result.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
+                        result.push(flag.clone());
+                    }
+                }
+            }
+            FlagChange::Remove => {
+                result.retain(|f| !given.iter().any(|g| g.eq_ignore_ascii_case(f)))
+            }
+        }
+        result
+    }
+}
+
+/// Where COPY put the messages: (source UID, new UID) pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub uidvalidity: u32,
+    pub pairs: Vec<(u32, u32)>,
+}
+
 /// Mailboxes and messages.
 #[async_trait]
 pub trait MailStore: Send + Sync {
@@ -135,6 +215,35 @@ pub trait MailStore: Send + Sync {
     async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>>;
     /// Stores a message in a mailbox; the database assigns its UID.
     async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored>;
+    /// The messages with these UIDs (those that exist), in UID order.
+    async fn messages(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        with_content: bool,
+    ) -> StoreResult<Vec<MessageData>>;
+    /// Keeps parse results computed for a message.
+    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()>;
+    /// Fixes the bytes of a message that had none stored (before COPY, so the
+    /// copy shows the same bytes).
+    async fn save_raw(&self, id: &str, raw: &[u8]) -> StoreResult<()>;
+    /// Changes flags; returns every touched message's resulting flags.
+    async fn change_flags(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+        flags: &[String],
+    ) -> StoreResult<Vec<(u32, Vec<String>)>>;
+    /// Removes messages; returns the UIDs removed.
+    async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>>;
+    /// Copies messages to another mailbox, flags included.
+    async fn copy(&self, from: &MailboxId, uids: &[u32], to: &MailboxId) -> StoreResult<Copied>;
+    /// Marks everything up to UIDNEXT as no longer \Recent for later sessions;
+    /// returns the first UID that is \Recent for this one.
+    async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<u32>;
+    /// The hub this store announces changes on.
+    fn hub(&self) -> &crate::notify::Hub;
 }
 
 /// A token as stored.
@@ -220,6 +329,27 @@ pub struct Database {
     pub backend: Backend,
 }
 
+impl MailboxId {
+    /// The owners whose notifications concern this mailbox.
+    pub fn owners(&self) -> Vec<String> {
+        match self {
+            MailboxId::Inbox { user_id } => vec![user_id.clone()],
+            MailboxId::Address(address) => vec![address.clone()],
+            MailboxId::Folder { user_id, .. } => vec![user_id.clone()],
+        }
+    }
+
+    /// The UID column and the filter for this mailbox's rows: `$1` is the
+    /// owner and `$2` the name (unused for the unified INBOX, whose rows are
+    /// found by viewer). Fragments are constants, never user input.
+    fn scope(&self) -> (&'static str, &'static str) {
+        match self {
+            MailboxId::Inbox { .. } => ("inbox_uid", "inbox_owner = $1 AND $2 = 'INBOX'"),
+            _ => ("uid", "mailbox_owner = $1 AND mailbox = $2"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub enum Backend {
     Postgres(sqlx::PgPool),
@@ -227,6 +357,14 @@ pub enum Backend {
 }
 
 impl Database {
+    /// Starts feeding the hub from PostgreSQL's notifications (SQLite needs
+    /// nothing: its store publishes directly).
+    pub fn listen_for_changes(&self) {
+        if let Backend::Postgres(pool) = &self.backend {
+            crate::notify::spawn_listener(pool.clone(), self.mail.hub().clone());
+        }
+    }
+
     /// Connects to `url` and brings the schema up to date.
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Database> {
         if url.starts_with("sqlite:") {

@@ -5,13 +5,81 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
 
 use super::*;
+use crate::notify::Hub;
+
+/// The columns of `MessageData`, then those of `Content`.
+const MESSAGE_COLUMNS: &str =
+    "id::text, {uid}, coalesce(flags, '{}'), coalesce(timestamp, created_at, now()),
+    imap_size, envelope, bodystructure, body_basic";
+const CONTENT_COLUMNS: &str = ", raw, subject, from_addr, to_addrs::text, body, html";
+
+fn uid_list(uids: &[u32]) -> Vec<i64> {
+    uids.iter().map(|&uid| i64::from(uid)).collect()
+}
+
+fn message_from_row(row: &PgRow, with_content: bool) -> StoreResult<MessageData> {
+    let size: Option<i64> = row.try_get(4)?;
+    let content = if with_content {
+        Some(Content {
+            raw: row.try_get(8)?,
+            subject: row.try_get(9)?,
+            from_addr: row.try_get(10)?,
+            to_addrs: row.try_get(11)?,
+            body: row.try_get(12)?,
+            html: row.try_get(13)?,
+        })
+    } else {
+        None
+    };
+    Ok(MessageData {
+        id: row.try_get(0)?,
+        uid: to_u32(row.try_get(1)?, "uid")?,
+        flags: row.try_get(2)?,
+        timestamp: row.try_get(3)?,
+        cache: ParseCache {
+            size: size.and_then(|s| u32::try_from(s).ok()),
+            envelope: row.try_get(5)?,
+            body_structure: row.try_get(6)?,
+            body: row.try_get(7)?,
+        },
+        content,
+    })
+}
+
+/// Tells every session showing these owners' mailboxes to look again; sent at commit.
+async fn notify(tx: &mut Tx, owners: &[String]) -> StoreResult<()> {
+    let mut owners: Vec<&String> = owners.iter().collect();
+    owners.sort();
+    owners.dedup();
+    for owner in owners {
+        sqlx::query("SELECT pg_notify('imap_changes', $1)")
+            .bind(owner)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn bump_modseq(tx: &mut Tx, mailbox: &MailboxId) -> StoreResult<i64> {
+    let (owner, name) = mailbox.key();
+    let row: Option<(i64,)> = sqlx::query_as(
+        "UPDATE mailbox_state SET highestmodseq = highestmodseq + 1 WHERE owner = $1 AND name = $2
+         RETURNING highestmodseq",
+    )
+    .bind(owner)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map_or(1, |(modseq,)| modseq))
+}
 
 pub struct PgStore {
     pool: PgPool,
+    hub: Hub,
 }
 
 type Tx = Transaction<'static, Postgres>;
@@ -24,7 +92,10 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            hub: Hub::new(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -368,6 +439,206 @@ impl MailStore for PgStore {
             uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
             uid: to_u32(uid, "uid")?,
         })
+    }
+
+    async fn messages(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        with_content: bool,
+    ) -> StoreResult<Vec<MessageData>> {
+        let (owner, name) = mailbox.key();
+        let (uid, filter) = mailbox.scope();
+        let columns = MESSAGE_COLUMNS.replace("{uid}", uid);
+        let extra = if with_content { CONTENT_COLUMNS } else { "" };
+        let sql = format!(
+            "SELECT {columns}{extra} FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .bind(uid_list(uids))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| message_from_row(row, with_content))
+            .collect()
+    }
+
+    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE emails SET imap_size = coalesce($2, imap_size), envelope = coalesce($3, envelope),
+                 bodystructure = coalesce($4, bodystructure), body_basic = coalesce($5, body_basic)
+             WHERE id = $1::uuid",
+        )
+        .bind(id)
+        .bind(cache.size.map(i64::from))
+        .bind(&cache.envelope)
+        .bind(&cache.body_structure)
+        .bind(&cache.body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_raw(&self, id: &str, raw: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE emails SET raw = $2 WHERE id = $1::uuid AND raw IS NULL")
+            .bind(id)
+            .bind(raw)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn change_flags(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+        flags: &[String],
+    ) -> StoreResult<Vec<(u32, Vec<String>)>> {
+        let (owner, name) = mailbox.key();
+        let (uid, filter) = mailbox.scope();
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT id::text, {uid}, coalesce(flags, '{{}}'), mailbox_owner, inbox_owner FROM emails
+             WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE"
+        );
+        let rows: Vec<(String, i64, Vec<String>, String, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(owner)
+                .bind(name)
+                .bind(uid_list(uids))
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut result = Vec::with_capacity(rows.len());
+        let (mut ids, mut lists, mut owners) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, uid, current, mailbox_owner, inbox_owner) in rows {
+            let updated = change.apply(&current, flags);
+            if updated != current {
+                ids.push(id);
+                lists.push(updated.join(" "));
+                owners.push(mailbox_owner);
+                owners.extend(inbox_owner);
+            }
+            result.push((to_u32(uid, "uid")?, updated));
+        }
+        if !ids.is_empty() {
+            let modseq = bump_modseq(&mut tx, mailbox).await?;
+            // Flags are atoms, so a space-joined list splits back exactly.
+            sqlx::query(
+                "UPDATE emails e SET flags = CASE WHEN d.f = '' THEN '{}'::text[] ELSE string_to_array(d.f, ' ') END,
+                     modseq = $3
+                 FROM unnest($1::text[], $2::text[]) AS d(id, f) WHERE e.id = d.id::uuid",
+            )
+            .bind(&ids)
+            .bind(&lists)
+            .bind(modseq)
+            .execute(&mut *tx)
+            .await?;
+            notify(&mut tx, &owners).await?;
+        }
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (owner, name) = mailbox.key();
+        let (uid, filter) = mailbox.scope();
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("DELETE FROM emails WHERE {filter} AND {uid} = ANY($3) RETURNING {uid}");
+        let removed: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .bind(uid_list(uids))
+            .fetch_all(&mut *tx)
+            .await?;
+        if !removed.is_empty() {
+            bump_modseq(&mut tx, mailbox).await?;
+        }
+        tx.commit().await?;
+        let mut removed: Vec<u32> = removed
+            .into_iter()
+            .map(|(uid,)| to_u32(uid, "uid"))
+            .collect::<StoreResult<_>>()?;
+        removed.sort_unstable();
+        Ok(removed)
+    }
+
+    async fn copy(&self, from: &MailboxId, uids: &[u32], to: &MailboxId) -> StoreResult<Copied> {
+        let (owner, name) = from.key();
+        let (target_owner, target_name) = to.key();
+        let (uid, filter) = from.scope();
+        let mut tx = self.pool.begin().await?;
+        let sources_sql =
+            format!("SELECT {uid} FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}");
+        let sources: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sources_sql))
+            .bind(owner)
+            .bind(name)
+            .bind(uid_list(uids))
+            .fetch_all(&mut *tx)
+            .await?;
+        let sql = format!(
+            "INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs, timestamp,
+                                 flags, size, raw, imap_size, envelope, bodystructure, body_basic)
+             SELECT $4, $5, subject, body, html, from_addr, to_addrs, timestamp, flags, size, raw,
+                    imap_size, envelope, bodystructure, body_basic
+             FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}
+             RETURNING uid"
+        );
+        let mut created: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .bind(uid_list(uids))
+            .bind(target_owner)
+            .bind(target_name)
+            .fetch_all(&mut *tx)
+            .await?;
+        // Rows are inserted in source UID order and the trigger numbers them
+        // in insertion order, so sorted lists pair up.
+        created.sort_unstable();
+        let (uidvalidity,): (i64,) =
+            sqlx::query_as("SELECT uidvalidity FROM mailbox_state WHERE owner = $1 AND name = $2")
+                .bind(target_owner)
+                .bind(target_name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let pairs = sources
+            .into_iter()
+            .zip(created)
+            .map(|((source,), (new,))| Ok((to_u32(source, "uid")?, to_u32(new, "uid")?)))
+            .collect::<StoreResult<_>>()?;
+        Ok(Copied {
+            uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
+            pairs,
+        })
+    }
+
+    async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<u32> {
+        let (owner, name) = mailbox.key();
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT recent_uid FROM mailbox_state WHERE owner = $1 AND name = $2 FOR UPDATE",
+        )
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE mailbox_state SET recent_uid = uidnext WHERE owner = $1 AND name = $2")
+            .bind(owner)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        to_u32(row.map_or(1, |(uid,)| uid), "recent_uid")
+    }
+
+    fn hub(&self) -> &Hub {
+        &self.hub
     }
 }
 

@@ -6,14 +6,81 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::postgres::{ban_from_row, entries, state_from_row};
 use super::*;
+use crate::notify::Hub;
+
+/// The columns of `MessageData`, then those of `Content`.
+const MESSAGE_COLUMNS: &str =
+    "id, {uid}, flags, timestamp, imap_size, envelope, bodystructure, body_basic";
+const CONTENT_COLUMNS: &str = ", raw, subject, from_addr, to_addrs, body, html";
+
+/// SQLite has no arrays: UID lists travel as JSON, read with `json_each`.
+fn uid_list(uids: &[u32]) -> String {
+    let items: Vec<String> = uids.iter().map(u32::to_string).collect();
+    format!("[{}]", items.join(","))
+}
+
+fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} out of range")))
+}
+
+fn message_from_row(row: &SqliteRow, with_content: bool) -> StoreResult<MessageData> {
+    let size: Option<i64> = row.try_get(4)?;
+    let flags: String = row.try_get(2)?;
+    let content = if with_content {
+        Some(Content {
+            raw: row.try_get(8)?,
+            subject: row.try_get(9)?,
+            from_addr: row.try_get(10)?,
+            to_addrs: row.try_get(11)?,
+            body: row.try_get(12)?,
+            html: row.try_get(13)?,
+        })
+    } else {
+        None
+    };
+    Ok(MessageData {
+        id: row.try_get(0)?,
+        uid: to_u32(row.try_get(1)?, "uid")?,
+        flags: flags_from_text(&flags),
+        timestamp: parse_time(row.try_get(3)?).unwrap_or_else(Utc::now),
+        cache: ParseCache {
+            size: size.and_then(|s| u32::try_from(s).ok()),
+            envelope: row.try_get(5)?,
+            body_structure: row.try_get(6)?,
+            body: row.try_get(7)?,
+        },
+        content,
+    })
+}
+
+async fn bump_modseq(tx: &mut Tx, mailbox: &MailboxId) -> StoreResult<i64> {
+    let (owner, name) = mailbox.key();
+    sqlx::query(
+        "UPDATE mailbox_state SET highestmodseq = highestmodseq + 1 WHERE owner = $1 AND name = $2",
+    )
+    .bind(owner)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT highestmodseq FROM mailbox_state WHERE owner = $1 AND name = $2")
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.map_or(1, |(modseq,)| modseq))
+}
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has no LISTEN/NOTIFY: changes are announced in process.
+    hub: Hub,
 }
 
 type Tx = Transaction<'static, Sqlite>;
@@ -63,7 +130,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            hub: Hub::new(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -74,6 +144,26 @@ impl SqliteStore {
     /// queue on the busy timeout instead of failing to upgrade a read lock.
     async fn write(&self) -> StoreResult<Tx> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn announce(&self, owners: &[String]) {
+        let mut owners: Vec<&String> = owners.iter().collect();
+        owners.sort();
+        owners.dedup();
+        for owner in owners {
+            self.hub.publish(owner);
+        }
+    }
+
+    /// After new mail: the mailbox's owner and, for an address, its user.
+    async fn announce_mailbox(&self, mailbox: &MailboxId) {
+        let (owner, _) = mailbox.key();
+        self.hub.publish(owner);
+        if let MailboxId::Address(address) = mailbox
+            && let Ok(Some(user)) = self.address_owner(address).await
+        {
+            self.hub.publish(&user);
+        }
     }
 
     async fn ensure_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<i64> {
@@ -201,6 +291,7 @@ impl MailStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        self.announce(&[user_id.to_owned(), address.to_owned()]);
         Ok(())
     }
 
@@ -221,6 +312,7 @@ impl MailStore for SqliteStore {
             .await?;
         SqliteStore::retire_state(&mut tx, address, "INBOX").await?;
         tx.commit().await?;
+        self.announce(&[user_id.to_owned(), address.to_owned()]);
         Ok(())
     }
 
@@ -422,11 +514,215 @@ impl MailStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.announce_mailbox(mailbox).await;
         let state = state_from_row((uidvalidity, uid, 0, 0))?;
         Ok(Stored {
             uidvalidity: state.uidvalidity,
             uid: state.uidnext,
         })
+    }
+
+    async fn messages(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        with_content: bool,
+    ) -> StoreResult<Vec<MessageData>> {
+        let (owner, name) = mailbox.key();
+        let (uid, filter) = mailbox.scope();
+        let columns = MESSAGE_COLUMNS.replace("{uid}", uid);
+        let extra = if with_content { CONTENT_COLUMNS } else { "" };
+        let sql = format!(
+            "SELECT {columns}{extra} FROM emails
+             WHERE {filter} AND {uid} IN (SELECT value FROM json_each($3)) ORDER BY {uid}"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .bind(uid_list(uids))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| message_from_row(row, with_content))
+            .collect()
+    }
+
+    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE emails SET imap_size = coalesce($2, imap_size), envelope = coalesce($3, envelope),
+                 bodystructure = coalesce($4, bodystructure), body_basic = coalesce($5, body_basic)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(cache.size.map(i64::from))
+        .bind(&cache.envelope)
+        .bind(&cache.body_structure)
+        .bind(&cache.body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_raw(&self, id: &str, raw: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE emails SET raw = $2 WHERE id = $1 AND raw IS NULL")
+            .bind(id)
+            .bind(raw)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn change_flags(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+        flags: &[String],
+    ) -> StoreResult<Vec<(u32, Vec<String>)>> {
+        let (owner, name) = mailbox.key();
+        let (uid, filter) = mailbox.scope();
+        let mut tx = self.write().await?;
+        let sql = format!(
+            "SELECT id, {uid}, flags, mailbox_owner, inbox_owner FROM emails
+             WHERE {filter} AND {uid} IN (SELECT value FROM json_each($3)) ORDER BY {uid}"
+        );
+        let rows: Vec<(String, i64, String, String, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(owner)
+                .bind(name)
+                .bind(uid_list(uids))
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut result = Vec::with_capacity(rows.len());
+        let mut owners = Vec::new();
+        let mut modseq = None;
+        for (id, uid, current, mailbox_owner, inbox_owner) in rows {
+            let current = flags_from_text(&current);
+            let updated = change.apply(&current, flags);
+            if updated != current {
+                let modseq = match modseq {
+                    Some(modseq) => modseq,
+                    None => *modseq.insert(bump_modseq(&mut tx, mailbox).await?),
+                };
+                sqlx::query("UPDATE emails SET flags = $2, modseq = $3 WHERE id = $1")
+                    .bind(&id)
+                    .bind(updated.join(" "))
+                    .bind(modseq)
+                    .execute(&mut *tx)
+                    .await?;
+                owners.push(mailbox_owner);
+                owners.extend(inbox_owner);
+            }
+            result.push((to_u32(uid, "uid")?, updated));
+        }
+        tx.commit().await?;
+        self.announce(&owners);
+        Ok(result)
+    }
+
+    async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (owner, name) = mailbox.key();
+        let (uid, filter) = mailbox.scope();
+        let mut tx = self.write().await?;
+        let sql = format!(
+            "DELETE FROM emails WHERE {filter} AND {uid} IN (SELECT value FROM json_each($3))
+             RETURNING {uid}, mailbox_owner, inbox_owner"
+        );
+        let removed: Vec<(i64, String, Option<String>)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .bind(uid_list(uids))
+            .fetch_all(&mut *tx)
+            .await?;
+        if !removed.is_empty() {
+            bump_modseq(&mut tx, mailbox).await?;
+        }
+        tx.commit().await?;
+        let mut owners = Vec::new();
+        let mut uids = Vec::with_capacity(removed.len());
+        for (uid, mailbox_owner, inbox_owner) in removed {
+            uids.push(to_u32(uid, "uid")?);
+            owners.push(mailbox_owner);
+            owners.extend(inbox_owner);
+        }
+        self.announce(&owners);
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    async fn copy(&self, from: &MailboxId, uids: &[u32], to: &MailboxId) -> StoreResult<Copied> {
+        let (owner, name) = from.key();
+        let (target_owner, target_name) = to.key();
+        let (uid, filter) = from.scope();
+        let mut tx = self.write().await?;
+        let sources_sql = format!(
+            "SELECT id, {uid} FROM emails WHERE {filter} AND {uid} IN (SELECT value FROM json_each($3)) ORDER BY {uid}"
+        );
+        let sources: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(sources_sql))
+            .bind(owner)
+            .bind(name)
+            .bind(uid_list(uids))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut pairs = Vec::with_capacity(sources.len());
+        for (source_id, source_uid) in sources {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO emails (id, mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs, timestamp,
+                                     flags, size, raw, imap_size, envelope, bodystructure, body_basic)
+                 SELECT $1, $2, $3, subject, body, html, from_addr, to_addrs, timestamp, flags, size, raw,
+                        imap_size, envelope, bodystructure, body_basic
+                 FROM emails WHERE id = $4",
+            )
+            .bind(&id)
+            .bind(target_owner)
+            .bind(target_name)
+            .bind(&source_id)
+            .execute(&mut *tx)
+            .await?;
+            let (new_uid,): (i64,) = sqlx::query_as("SELECT uid FROM emails WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+            pairs.push((to_u32(source_uid, "uid")?, to_u32(new_uid, "uid")?));
+        }
+        let (uidvalidity,): (i64,) =
+            sqlx::query_as("SELECT uidvalidity FROM mailbox_state WHERE owner = $1 AND name = $2")
+                .bind(target_owner)
+                .bind(target_name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        self.announce_mailbox(to).await;
+        Ok(Copied {
+            uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
+            pairs,
+        })
+    }
+
+    async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<u32> {
+        let (owner, name) = mailbox.key();
+        let mut tx = self.write().await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT recent_uid FROM mailbox_state WHERE owner = $1 AND name = $2")
+                .bind(owner)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query("UPDATE mailbox_state SET recent_uid = uidnext WHERE owner = $1 AND name = $2")
+            .bind(owner)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        to_u32(row.map_or(1, |(uid,)| uid), "recent_uid")
+    }
+
+    fn hub(&self) -> &Hub {
+        &self.hub
     }
 }
 
