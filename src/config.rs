@@ -43,6 +43,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Consecutive malformed commands tolerated before the connection is closed.
     pub max_bad_commands: u32,
+    /// How often an idling session looks for changes nobody announced
+    /// (a ban taking effect, a write to SQLite from another process).
+    pub idle_poll: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30 * 60),
             max_connections: 10_000,
             max_bad_commands: 20,
+            idle_poll: Duration::from_secs(15),
         }
     }
 }
@@ -138,6 +142,7 @@ impl Config {
                 defaults.max_bad_commands,
                 1,
             )?,
+            idle_poll: seconds(source, "IMAP_IDLE_POLL", defaults.idle_poll)?,
         };
         Ok(Config {
             database_url,

@@ -1,9 +1,12 @@
-//! The one place that maps a parsed command to its handler, by state.
+//! The one place that maps a parsed command to its handler, by state, and
+//! that reports changes to the selected mailbox after each command.
 
 use imap_types::command::CommandBody;
 
-use super::commands::{any, auth, list, mailbox, status};
-use super::outcome::Failure;
+use super::commands::{
+    any, append, auth, copy, expunge, fetch, idle, list, mailbox, search, select, status, store,
+};
+use super::outcome::{Failure, Outcome};
 use super::response::Out;
 use super::session::{Next, Session, State};
 
@@ -47,6 +50,36 @@ pub fn is_known_command(name: &str) -> bool {
     KNOWN_COMMANDS.contains(&name)
 }
 
+/// How a command may report changes to the selected mailbox afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Updates {
+    /// Always look (NOOP, CHECK).
+    Always,
+    /// Look when something changed; EXPUNGE allowed.
+    WhenStale,
+    /// Look when something changed, but no EXPUNGE: FETCH, STORE and SEARCH
+    /// by sequence number (RFC 3501 7.4.1).
+    NoExpunge,
+    /// The command itself changed the selection.
+    Never,
+}
+
+fn updates_after(body: &CommandBody<'_>) -> Updates {
+    match body {
+        CommandBody::Noop | CommandBody::Check => Updates::Always,
+        CommandBody::Fetch { uid: false, .. }
+        | CommandBody::Store { uid: false, .. }
+        | CommandBody::Search { uid: false, .. } => Updates::NoExpunge,
+        CommandBody::Select { .. }
+        | CommandBody::Examine { .. }
+        | CommandBody::Close
+        | CommandBody::Unselect
+        | CommandBody::Logout
+        | CommandBody::Idle => Updates::Never,
+        _ => Updates::WhenStale,
+    }
+}
+
 impl Session {
     pub(super) async fn execute(
         &mut self,
@@ -54,8 +87,7 @@ impl Session {
         body: CommandBody<'_>,
         out: &mut Out,
     ) -> Next {
-        let name = body.name();
-        // Commands valid in every state.
+        let updates = updates_after(&body);
         let outcome = match body {
             CommandBody::Capability => any::capability(self.account().is_some(), out),
             CommandBody::Noop => any::noop(),
@@ -66,6 +98,7 @@ impl Session {
                 return Next::Close;
             }
             CommandBody::Id { parameters } => any::id(parameters, &self.peer, out),
+            CommandBody::Idle if self.account().is_some() => return idle::start(self, tag, out),
             body => match &self.state {
                 State::NotAuthenticated => match body {
                     CommandBody::Login { username, password } => {
@@ -83,92 +116,152 @@ impl Session {
                     CommandBody::StartTLS => Err(Failure::bad(
                         "STARTTLS is not available: TLS is not configured",
                     )),
-                    _ => Err(Failure::bad(format!(
-                        "{name} is not valid before logging in"
+                    other => Err(Failure::bad(format!(
+                        "{} is not valid before logging in",
+                        other.name()
                     ))),
                 },
-                State::Authenticated(account) => {
-                    let account = account.clone();
-                    let services = self.services.clone();
-                    match body {
-                        CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
-                            Err(Failure::bad("Already logged in"))
-                        }
-                        CommandBody::Enable { capabilities } => any::enable(&capabilities, out),
-                        CommandBody::Namespace => any::namespace(out),
-                        CommandBody::Create { mailbox } => {
-                            mailbox::create(&services, &account, &mailbox).await
-                        }
-                        CommandBody::Delete { mailbox } => {
-                            mailbox::delete(&services, &account, &mailbox).await
-                        }
-                        CommandBody::Rename { from, to } => {
-                            mailbox::rename(&services, &account, &from, &to).await
-                        }
-                        CommandBody::Subscribe { mailbox } => {
-                            mailbox::subscribe(&services, &account, &mailbox, true).await
-                        }
-                        CommandBody::Unsubscribe { mailbox } => {
-                            mailbox::subscribe(&services, &account, &mailbox, false).await
-                        }
-                        CommandBody::List {
-                            reference,
-                            mailbox_wildcard,
-                        } => {
-                            list::list(
-                                &services,
-                                &account,
-                                &reference,
-                                &mailbox_wildcard,
-                                false,
-                                out,
-                            )
-                            .await
-                        }
-                        CommandBody::Lsub {
-                            reference,
-                            mailbox_wildcard,
-                        } => {
-                            list::list(
-                                &services,
-                                &account,
-                                &reference,
-                                &mailbox_wildcard,
-                                true,
-                                out,
-                            )
-                            .await
-                        }
-                        CommandBody::Status {
-                            mailbox,
-                            item_names,
-                        } => status::status(&services, &account, &mailbox, &item_names, out).await,
-                        CommandBody::Select { .. }
-                        | CommandBody::Examine { .. }
-                        | CommandBody::Append { .. }
-                        | CommandBody::Idle
-                        | CommandBody::Check
-                        | CommandBody::Close
-                        | CommandBody::Unselect
-                        | CommandBody::Expunge
-                        | CommandBody::ExpungeUid { .. }
-                        | CommandBody::Search { .. }
-                        | CommandBody::Fetch { .. }
-                        | CommandBody::Store { .. }
-                        | CommandBody::Copy { .. }
-                        | CommandBody::Move { .. } => Err(Failure::bad(format!(
-                            "{name} is not available in this release: message access is not implemented yet"
-                        ))),
-                        CommandBody::StartTLS => {
-                            Err(Failure::bad("STARTTLS is only valid before logging in"))
-                        }
-                        _ => Err(Failure::bad(format!("{name} is not supported"))),
-                    }
-                }
+                State::Authenticated(_) => self.authenticated(body, out).await,
                 State::Logout => return Next::Close,
             },
         };
+        self.report_changes(updates, out).await;
         self.finish(tag, outcome, out);
         Next::Command
+    }
+
+    async fn authenticated(&mut self, body: CommandBody<'_>, out: &mut Out) -> Outcome {
+        let account = self.require_account()?.clone();
+        let services = self.services.clone();
+        let name = body.name();
+        match body {
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                Err(Failure::bad("Already logged in"))
+            }
+            CommandBody::StartTLS => Err(Failure::bad("STARTTLS is only valid before logging in")),
+            CommandBody::Enable { capabilities } => any::enable(&capabilities, out),
+            CommandBody::Namespace => any::namespace(out),
+            CommandBody::Create { mailbox } => mailbox::create(&services, &account, &mailbox).await,
+            CommandBody::Delete { mailbox } => mailbox::delete(&services, &account, &mailbox).await,
+            CommandBody::Rename { from, to } => {
+                mailbox::rename(&services, &account, &from, &to).await
+            }
+            CommandBody::Subscribe { mailbox } => {
+                mailbox::subscribe(&services, &account, &mailbox, true).await
+            }
+            CommandBody::Unsubscribe { mailbox } => {
+                mailbox::subscribe(&services, &account, &mailbox, false).await
+            }
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                list::list(
+                    &services,
+                    &account,
+                    &reference,
+                    &mailbox_wildcard,
+                    false,
+                    out,
+                )
+                .await
+            }
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                list::list(
+                    &services,
+                    &account,
+                    &reference,
+                    &mailbox_wildcard,
+                    true,
+                    out,
+                )
+                .await
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => status::status(&services, &account, &mailbox, &item_names, out).await,
+            CommandBody::Select { mailbox, .. } => select::select(self, &mailbox, false, out).await,
+            CommandBody::Examine { mailbox, .. } => select::select(self, &mailbox, true, out).await,
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                let bytes: &[u8] = match &message {
+                    imap_types::extensions::binary::LiteralOrLiteral8::Literal(literal) => {
+                        literal.data()
+                    }
+                    imap_types::extensions::binary::LiteralOrLiteral8::Literal8(literal) => {
+                        &literal.data
+                    }
+                };
+                append::append(self, &mailbox, &flags, date.as_ref(), bytes).await
+            }
+            // The selected state (RFC 3501 6.4).
+            CommandBody::Check => self
+                .selected_view()
+                .map(|_| super::outcome::Done::ok("CHECK completed")),
+            CommandBody::Close => select::close(self).await,
+            CommandBody::Unselect => select::unselect(self),
+            CommandBody::Expunge => expunge::expunge(self, None, out).await,
+            CommandBody::ExpungeUid { sequence_set } => {
+                expunge::expunge(self, Some(&sequence_set), out).await
+            }
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => fetch::fetch(self, &sequence_set, &macro_or_item_names, uid, out).await,
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => store::store(self, &sequence_set, &kind, &response, &flags, uid, out).await,
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => search::search(self, charset.as_ref(), criteria.as_ref(), uid, out).await,
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => copy::copy(self, &sequence_set, &mailbox, uid, false, out).await,
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => copy::copy(self, &sequence_set, &mailbox, uid, true, out).await,
+            _ => Err(Failure::bad(format!("{name} is not supported"))),
+        }
+    }
+
+    /// Tells the client what changed in its selected mailbox, where the RFC allows it.
+    async fn report_changes(&mut self, updates: Updates, out: &mut Out) {
+        if updates == Updates::Never {
+            return;
+        }
+        let services = self.services.clone();
+        let Some(view) = self.selected.as_mut() else {
+            return;
+        };
+        if updates != Updates::Always && !view.is_stale(&services).await {
+            return;
+        }
+        if let Err(failure) = view
+            .refresh(&services, out, updates != Updates::NoExpunge)
+            .await
+        {
+            tracing::warn!(text = %failure.text, "could not refresh the selected mailbox");
+        }
     }
 }

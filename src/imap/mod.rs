@@ -8,6 +8,7 @@ pub mod outcome;
 pub mod response;
 pub mod session;
 pub mod utf7;
+pub mod view;
 
 use std::sync::Arc;
 
@@ -26,11 +27,11 @@ pub struct Services {
 
 /// Capabilities before login (RFC 3501 7.2.1). Nothing is advertised that
 /// is not implemented.
-pub const CAPABILITIES_BEFORE_LOGIN: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN AUTH=PLAIN";
+pub const CAPABILITIES_BEFORE_LOGIN: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT SPECIAL-USE CHILDREN AUTH=PLAIN";
 
 /// Capabilities once logged in.
-pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ ID ENABLE NAMESPACE SPECIAL-USE CHILDREN";
+pub const CAPABILITIES: &str =
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT SPECIAL-USE CHILDREN";
 
 /// The hierarchy delimiter (DESIGN §4).
 pub const DELIMITER: char = '/';

@@ -123,6 +123,39 @@ pub async fn resolve(
     })
 }
 
+/// Finds one of the user's mailboxes to read from (SELECT, EXAMINE, STATUS):
+/// an address banned by an `email` ban cannot be opened (DESIGN §5).
+pub async fn resolve_readable(
+    services: &Services,
+    account: &Account,
+    name: &Name,
+) -> Result<Resolved, Failure> {
+    let resolved = resolve(services, account, name).await?;
+    if let Name::Address(address) = name {
+        let bans = services.directory.bans().await?;
+        if bans.is_banned(crate::directory::Scope::Email, address) {
+            return Err(Failure::no(Code::NoPerm, "This address is banned"));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Resolves the target of COPY, MOVE or APPEND: a missing mailbox is
+/// `NO [TRYCREATE]` (RFC 3501 6.3.11), whoever else may have it.
+pub async fn resolve_target(
+    services: &Services,
+    account: &Account,
+    name: &Name,
+) -> Result<Resolved, Failure> {
+    resolve(services, account, name).await.map_err(|failure| {
+        if failure.code == Some(Code::NonExistent) {
+            Failure::no(Code::TryCreate, "No such mailbox")
+        } else {
+            failure
+        }
+    })
+}
+
 /// Whether any of `entries` lies below `name` in the hierarchy.
 pub fn has_children(entries: &[MailboxEntry], name: &str) -> bool {
     entries.iter().any(|e| {

@@ -57,6 +57,18 @@ pub enum Code {
     HasChildren,
     // RFC 7889
     TooBig,
+    // RFC 4315
+    AppendUid {
+        uidvalidity: u32,
+        uid: u32,
+    },
+    CopyUid {
+        uidvalidity: u32,
+        source: String,
+        destination: String,
+    },
+    /// The charsets SEARCH accepts (RFC 3501 7.1).
+    BadCharset(&'static str),
 }
 
 impl Code {
@@ -104,6 +116,22 @@ impl Code {
             Code::NonExistent => "NONEXISTENT",
             Code::HasChildren => "HASCHILDREN",
             Code::TooBig => "TOOBIG",
+            Code::AppendUid { uidvalidity, uid } => {
+                let _ = write!(out, "APPENDUID {uidvalidity} {uid}");
+                return;
+            }
+            Code::CopyUid {
+                uidvalidity,
+                source,
+                destination,
+            } => {
+                let _ = write!(out, "COPYUID {uidvalidity} {source} {destination}");
+                return;
+            }
+            Code::BadCharset(list) => {
+                let _ = write!(out, "BADCHARSET ({list})");
+                return;
+            }
         };
         out.push_str(text);
     }
@@ -163,6 +191,11 @@ impl Out {
         self.buf.extend_from_slice(b"* BYE ");
         self.buf.extend_from_slice(sanitize_text(text).as_bytes());
         self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// Raw bytes of a response being assembled (a FETCH with literals).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
     }
 
     /// An untagged data line: `* ` + `data` + CRLF. `data` must already be

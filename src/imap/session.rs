@@ -11,6 +11,7 @@ use imap_codec::decode::Decoder;
 
 use super::outcome::Failure;
 use super::response::{Code, Out, Status};
+use super::view::View;
 use super::{CAPABILITIES_BEFORE_LOGIN, Services};
 use crate::directory::Account;
 use crate::server::connection::Problem;
@@ -30,6 +31,8 @@ pub enum Next {
     Command,
     /// One line answering a continuation request (AUTHENTICATE).
     Line,
+    /// IDLE: a line (DONE) or a change to report, whichever comes first.
+    Idle,
     /// Send what is queued, then close.
     Close,
 }
@@ -59,6 +62,10 @@ pub struct Session {
     pub(super) pending_authentication: Option<String>,
     /// Who logged in, kept past LOGOUT for the closing log line.
     pub(super) user: Option<String>,
+    /// The selected mailbox (RFC 3501 3.3); `None` in the authenticated state.
+    pub(crate) selected: Option<View>,
+    /// The tag of an IDLE in progress.
+    pub(crate) idling: Option<String>,
     bad_commands: u32,
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
@@ -73,6 +80,8 @@ impl Session {
             failed_logins: 0,
             pending_authentication: None,
             user: None,
+            selected: None,
+            idling: None,
             bad_commands: 0,
             seen_command: false,
         }
@@ -102,6 +111,46 @@ impl Session {
         }
     }
 
+    pub(crate) fn require_account(&self) -> Result<&Account, Failure> {
+        self.account().ok_or_else(|| Failure::bad("Not logged in"))
+    }
+
+    pub(crate) fn selected_view(&mut self) -> Result<&mut View, Failure> {
+        self.selected
+            .as_mut()
+            .ok_or_else(|| Failure::bad("No mailbox selected"))
+    }
+
+    /// UIDs the client learned from COPYUID or APPENDUID may be newer than the
+    /// view (Apple Mail moves them at once): take new messages in first.
+    pub(crate) async fn catch_up_for_uids(
+        &mut self,
+        set: &imap_types::sequence::SequenceSet,
+        by_uid: bool,
+        out: &mut Out,
+    ) -> Result<(), Failure> {
+        use imap_types::sequence::{SeqOrUid, Sequence};
+        let services = self.services.clone();
+        let view = self.selected_view()?;
+        if !by_uid {
+            return Ok(());
+        }
+        let max = view.max_uid();
+        let beyond = set.0.as_ref().iter().any(|sequence| {
+            let values = match sequence {
+                Sequence::Single(value) => [value, value],
+                Sequence::Range(from, to) => [from, to],
+            };
+            values
+                .iter()
+                .any(|v| matches!(v, SeqOrUid::Value(uid) if uid.get() > max))
+        });
+        if beyond {
+            view.refresh(&services, out, false).await?;
+        }
+        Ok(())
+    }
+
     /// The login name, for logs.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -115,6 +164,7 @@ impl Session {
     pub async fn handle(&mut self, input: Input<'_>, out: &mut Out) -> Next {
         let next = match input {
             Input::Command(bytes) => self.on_command(bytes, out).await,
+            Input::Line(line) if self.idling.is_some() => self.on_idle_line(line, out),
             Input::Line(line) => self.on_authenticate_response(line, out).await,
             Input::Refused { tag, problem } => {
                 self.on_refused(tag, problem, out);

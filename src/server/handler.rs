@@ -40,7 +40,7 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     next: Next,
 ) -> Result<Read, ReadError> {
     match next {
-        Next::Line => Ok(Read::Line(connection.read_plain_line().await?)),
+        Next::Line | Next::Idle => Ok(Read::Line(connection.read_plain_line().await?)),
         _ => Ok(match connection.read_frame().await? {
             Frame::Command(bytes) => Read::Command(bytes),
             Frame::Refused { tag, problem } => Read::Refused { tag, problem },
@@ -73,13 +73,19 @@ pub async fn serve<S>(
             connection.close().await;
             break "closed by server";
         }
+        let timeout = session.timeout();
         let read = tokio::select! {
             _ = shutdown.changed() => {
                 out.bye("Server shutting down");
                 next = Next::Close;
                 continue;
             }
-            read = tokio::time::timeout(session.timeout(), read(&mut connection, next)) => read,
+            read = tokio::time::timeout(timeout, read(&mut connection, next)) => read,
+            // Reading is cancel-safe: bytes already received stay buffered.
+            _ = session.wait_for_change(), if next == Next::Idle => {
+                session.idle_update(&mut out).await;
+                continue;
+            }
         };
         let input = match read {
             Ok(Ok(input)) => input,

@@ -104,6 +104,7 @@ impl TestServer {
             .await
             .expect("bind an ephemeral port");
         let addr = server.local_addr().expect("local address");
+        database.listen_for_changes();
         tokio::spawn(server.run(std::future::pending()));
         TestServer {
             addr,
@@ -361,6 +362,47 @@ impl Client {
         self.until_tagged(&tag).await
     }
 
+    /// Sends a command and returns everything up to and including its tagged
+    /// line as text, literals inline: for answers that carry message bytes.
+    pub async fn run_raw(&mut self, command: &str) -> String {
+        let tag = self.tag();
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.raw_until_tagged(&tag).await
+    }
+
+    pub async fn raw_until_tagged(&mut self, tag: &str) -> String {
+        let prefix = format!("{tag} ");
+        let mut text = Vec::new();
+        let mut line_start = 0;
+        loop {
+            let mut line = Vec::new();
+            let read =
+                tokio::time::timeout(ANSWER_TIMEOUT, self.reader.read_until(b'\n', &mut line))
+                    .await
+                    .expect("the server did not answer in time")
+                    .expect("read from server");
+            assert!(
+                read > 0,
+                "the server closed the connection: {}",
+                String::from_utf8_lossy(&text)
+            );
+            text.extend_from_slice(&line);
+            if let Some(length) = literal_length(&line) {
+                let mut literal = vec![0u8; length];
+                tokio::time::timeout(ANSWER_TIMEOUT, self.reader.read_exact(&mut literal))
+                    .await
+                    .expect("the server did not send the literal in time")
+                    .expect("read literal");
+                text.extend_from_slice(&literal);
+                continue;
+            }
+            if text[line_start..].starts_with(prefix.as_bytes()) {
+                return String::from_utf8_lossy(&text).into_owned();
+            }
+            line_start = text.len();
+        }
+    }
+
     /// Reads what is left until the server closes the connection.
     pub async fn rest(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
@@ -378,6 +420,16 @@ impl Client {
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
+}
+
+/// `{123}` at the end of a line announces a literal.
+fn literal_length(line: &[u8]) -> Option<usize> {
+    let line = line
+        .strip_suffix(b"\r\n")
+        .or_else(|| line.strip_suffix(b"\n"))?;
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&inner[open + 1..]).ok()?.parse().ok()
 }
 
 /// Runs each named scenario against PostgreSQL and SQLite:

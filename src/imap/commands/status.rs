@@ -4,10 +4,11 @@
 use imap_types::mailbox::Mailbox;
 use imap_types::status::StatusDataItemName;
 
-use crate::directory::{Account, Scope};
-use crate::imap::names::{self, Name};
+use crate::directory::Account;
+use crate::imap::names;
 use crate::imap::outcome::{Done, Failure, Outcome};
-use crate::imap::response::{Code, Out, quoted};
+use crate::imap::response::{Out, quoted};
+use crate::imap::view::is_hidden;
 use crate::imap::{Services, utf7};
 use crate::store::StoreError;
 
@@ -19,22 +20,15 @@ pub async fn status(
     out: &mut Out,
 ) -> Outcome {
     let name = names::parse(mailbox)?;
-    let resolved = names::resolve(services, account, &name).await?;
+    let resolved = names::resolve_readable(services, account, &name).await?;
     let bans = services.directory.bans().await?;
-    if let Name::Address(address) = &name
-        && bans.is_banned(Scope::Email, address)
-    {
-        return Err(Failure::no(Code::NoPerm, "This address is banned"));
-    }
     let state = services
         .store
         .mailbox_state(&resolved.id)
         .await?
         .ok_or(StoreError::NotFound)?;
     let summaries = services.store.summaries(&resolved.id).await?;
-    let visible = summaries
-        .iter()
-        .filter(|m| !m.sender.as_deref().is_some_and(|s| bans.hides_sender(s)));
+    let visible = summaries.iter().filter(|m| !is_hidden(&bans, m));
     let (mut messages, mut unseen, mut recent, mut deleted) = (0u32, 0u32, 0u32, 0u32);
     for message in visible {
         messages += 1;

@@ -1,0 +1,65 @@
+//! COPY, UID COPY, MOVE and UID MOVE (RFC 3501 6.4.7, RFC 6851), answering
+//! COPYUID (RFC 4315).
+
+use imap_types::mailbox::Mailbox;
+use imap_types::sequence::SequenceSet;
+
+use super::expunge::read_only;
+use crate::imap::names;
+use crate::imap::outcome::{Done, Outcome};
+use crate::imap::response::{Code, Out, Status};
+use crate::imap::session::Session;
+use crate::imap::view::uid_set;
+use crate::mime::message_bytes;
+
+pub async fn copy(
+    session: &mut Session,
+    set: &SequenceSet,
+    mailbox: &Mailbox<'_>,
+    by_uid: bool,
+    is_move: bool,
+    out: &mut Out,
+) -> Outcome {
+    let services = session.services.clone();
+    let account = session.require_account()?.clone();
+    let verb = if is_move { "MOVE" } else { "COPY" };
+    if is_move && session.selected_view()?.read_only {
+        return Err(read_only());
+    }
+    session.catch_up_for_uids(set, by_uid, out).await?;
+    let view = session.selected_view()?;
+    let uids = view.live_uids(set, by_uid)?;
+    let target = names::resolve_target(&services, &account, &names::parse(mailbox)?).await?;
+    if uids.is_empty() {
+        return Ok(Done::ok(format!("{verb} completed: no messages")));
+    }
+    // A message stored without its bytes is synthesized from its columns;
+    // fix those bytes first so that the copy shows exactly the same message.
+    let messages = services.store.messages(&view.mailbox, &uids, true).await?;
+    for message in &messages {
+        if let Some(content) = &message.content
+            && content.raw.is_none()
+        {
+            let bytes = message_bytes(&super::fetch::stored_columns(message, content));
+            services.store.save_raw(&message.id, &bytes).await?;
+        }
+    }
+    let copied = services
+        .store
+        .copy(&view.mailbox, &uids, &target.id)
+        .await?;
+    let (sources, destinations): (Vec<u32>, Vec<u32>) = copied.pairs.iter().copied().unzip();
+    let code = Code::CopyUid {
+        uidvalidity: copied.uidvalidity,
+        source: uid_set(&sources),
+        destination: uid_set(&destinations),
+    };
+    if !is_move {
+        return Ok(Done::with_code(code, "COPY completed"));
+    }
+    // RFC 6851 4.3: the COPYUID comes untagged, before the EXPUNGEs.
+    out.status(None, Status::Ok, Some(&code), "Moved");
+    let removed = services.store.expunge(&view.mailbox, &sources).await?;
+    view.remove(&removed, out);
+    Ok(Done::ok("MOVE completed"))
+}

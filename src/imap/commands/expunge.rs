@@ -1,0 +1,42 @@
+//! EXPUNGE and UID EXPUNGE (RFC 3501 6.4.3, RFC 4315 2.1).
+
+use imap_types::sequence::SequenceSet;
+
+use crate::imap::outcome::{Done, Failure, Outcome};
+use crate::imap::response::{Code, Out};
+use crate::imap::session::Session;
+
+pub fn read_only() -> Failure {
+    Failure::no(Code::Cannot, "The mailbox is open read-only (EXAMINE)")
+}
+
+pub async fn expunge(session: &mut Session, only: Option<&SequenceSet>, out: &mut Out) -> Outcome {
+    let services = session.services.clone();
+    let view = session.selected_view()?;
+    if view.read_only {
+        return Err(read_only());
+    }
+    // Flags set by other sessions count too.
+    if view.is_stale(&services).await {
+        view.refresh(&services, out, true).await?;
+    }
+    let allowed: Option<Vec<usize>> = match only {
+        Some(set) => Some(view.resolve(set, true)?),
+        None => None,
+    };
+    let deleted: Vec<u32> = view
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| {
+            allowed
+                .as_ref()
+                .is_none_or(|a| a.binary_search(index).is_ok())
+        })
+        .filter(|(_, e)| e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")))
+        .map(|(_, e)| e.uid)
+        .collect();
+    let removed = services.store.expunge(&view.mailbox, &deleted).await?;
+    view.remove(&removed, out);
+    Ok(Done::ok("EXPUNGE completed"))
+}

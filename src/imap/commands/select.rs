@@ -1,0 +1,119 @@
+//! SELECT, EXAMINE, CLOSE, UNSELECT (RFC 3691), CHECK, and the NOOP of the
+//! selected state (RFC 3501 6.3.1-6.3.2, 6.4.1-6.4.2).
+
+use std::collections::BTreeSet;
+
+use imap_types::mailbox::Mailbox;
+
+use crate::imap::names;
+use crate::imap::outcome::{Done, Failure, Outcome};
+use crate::imap::response::{Code, Out};
+use crate::imap::session::Session;
+use crate::imap::view::View;
+
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+pub async fn select(
+    session: &mut Session,
+    mailbox: &Mailbox<'_>,
+    read_only: bool,
+    out: &mut Out,
+) -> Outcome {
+    // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
+    session.selected = None;
+    let account = session.require_account()?.clone();
+    let services = session.services.clone();
+    let name = names::parse(mailbox)?;
+    let resolved = names::resolve_readable(&services, &account, &name).await?;
+    let view = View::open(&services, resolved.id, resolved.name, read_only).await?;
+
+    let keywords: BTreeSet<&str> = view
+        .entries()
+        .iter()
+        .flat_map(|e| e.flags.iter())
+        .filter(|f| !f.starts_with('\\'))
+        .map(String::as_str)
+        .collect();
+    let mut flags = SYSTEM_FLAGS.to_owned();
+    for keyword in &keywords {
+        flags.push(' ');
+        flags.push_str(keyword);
+    }
+    out.untagged(&format!("FLAGS ({flags})"));
+    let permanent = if read_only {
+        String::new()
+    } else {
+        format!("{flags} \\*")
+    };
+    let permanent_text = if read_only {
+        "No permanent flags permitted"
+    } else {
+        "Flags permitted"
+    };
+    out.status(
+        None,
+        crate::imap::response::Status::Ok,
+        Some(&Code::PermanentFlags(permanent)),
+        permanent_text,
+    );
+    out.untagged(&format!("{} EXISTS", view.len()));
+    out.untagged(&format!("{} RECENT", view.recent_count()));
+    if let Some(first_unseen) = view
+        .entries()
+        .iter()
+        .position(|e| !e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+    {
+        out.status(
+            None,
+            crate::imap::response::Status::Ok,
+            Some(&Code::Unseen(first_unseen as u32 + 1)),
+            "First unseen",
+        );
+    }
+    out.status(
+        None,
+        crate::imap::response::Status::Ok,
+        Some(&Code::UidValidity(view.uidvalidity)),
+        "UIDs valid",
+    );
+    out.status(
+        None,
+        crate::imap::response::Status::Ok,
+        Some(&Code::UidNext(view.uidnext)),
+        "Predicted next UID",
+    );
+    session.selected = Some(view);
+    Ok(if read_only {
+        Done::with_code(Code::ReadOnly, "EXAMINE completed")
+    } else {
+        Done::with_code(Code::ReadWrite, "SELECT completed")
+    })
+}
+
+/// CLOSE: removes \Deleted messages silently (unless read-only), then deselects.
+pub async fn close(session: &mut Session) -> Outcome {
+    let Some(view) = session.selected.take() else {
+        return Err(Failure::bad("No mailbox selected"));
+    };
+    if !view.read_only {
+        let deleted: Vec<u32> = view
+            .entries()
+            .iter()
+            .filter(|e| e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")))
+            .map(|e| e.uid)
+            .collect();
+        session
+            .services
+            .store
+            .expunge(&view.mailbox, &deleted)
+            .await?;
+    }
+    Ok(Done::ok("CLOSE completed"))
+}
+
+pub fn unselect(session: &mut Session) -> Outcome {
+    match session.selected.take() {
+        Some(_) => Ok(Done::ok("UNSELECT completed")),
+        None => Err(Failure::bad("No mailbox selected")),
+    }
+}

@@ -1,0 +1,367 @@
+//! A session's view of its selected mailbox: sequence numbers, UIDs and
+//! flags as this client knows them, and how that view catches up with the
+//! store (RFC 3501 5.2, 7.4.1).
+//!
+//! Sequence numbers stay dense: messages hidden by bans are not in the view
+//! at all. The view only learns of changes at points where the RFC allows
+//! them to be reported; EXPUNGE is held back during FETCH, STORE and SEARCH.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use super::Services;
+use super::names::Name;
+use super::outcome::Failure;
+use super::response::{Code, Out};
+use crate::directory::BanList;
+use crate::notify::Subscription;
+use crate::store::{MailboxId, MessageSummary};
+
+/// One message as the client knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    /// Gone from the store, not yet reported with EXPUNGE.
+    pub expunged: bool,
+}
+
+pub struct View {
+    pub mailbox: MailboxId,
+    pub name: Name,
+    pub read_only: bool,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    entries: Vec<Entry>,
+    /// UIDs from here on are \Recent in this session.
+    first_recent: u32,
+    owners: Vec<String>,
+    subscription: Subscription,
+    /// The ban list this view was filtered with; a new one means a refresh.
+    bans: Arc<BanList>,
+}
+
+/// Whether mail from this sender is hidden (DESIGN §5).
+pub fn is_hidden(bans: &BanList, summary: &MessageSummary) -> bool {
+    summary
+        .sender
+        .as_deref()
+        .is_some_and(|sender| bans.hides_sender(sender))
+}
+
+impl View {
+    pub async fn open(
+        services: &Services,
+        mailbox: MailboxId,
+        name: Name,
+        read_only: bool,
+    ) -> Result<View, Failure> {
+        // Subscribe first: a change between loading and subscribing must not be lost.
+        let subscription = services.store.hub().subscribe();
+        let first_recent = if read_only {
+            services
+                .store
+                .mailbox_state(&mailbox)
+                .await?
+                .map_or(1, |state| state.recent_uid)
+        } else {
+            services.store.claim_recent(&mailbox).await?
+        };
+        let state = services
+            .store
+            .mailbox_state(&mailbox)
+            .await?
+            .ok_or_else(Failure::no_such_mailbox)?;
+        let bans = services.directory.bans().await?;
+        let entries = services
+            .store
+            .summaries(&mailbox)
+            .await?
+            .into_iter()
+            .filter(|summary| !is_hidden(&bans, summary))
+            .map(|summary| Entry {
+                uid: summary.uid,
+                flags: summary.flags,
+                expunged: false,
+            })
+            .collect();
+        Ok(View {
+            owners: mailbox.owners(),
+            mailbox,
+            name,
+            read_only,
+            uidvalidity: state.uidvalidity,
+            uidnext: state.uidnext,
+            entries,
+            first_recent,
+            subscription,
+            bans,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entry(&self, index: usize) -> &Entry {
+        &self.entries[index]
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn is_recent(&self, uid: u32) -> bool {
+        uid >= self.first_recent
+    }
+
+    pub fn recent_count(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| self.is_recent(e.uid))
+            .count()
+    }
+
+    pub fn max_uid(&self) -> u32 {
+        self.entries.last().map_or(0, |e| e.uid)
+    }
+
+    pub fn index_of_uid(&self, uid: u32) -> Option<usize> {
+        self.entries.binary_search_by_key(&uid, |e| e.uid).ok()
+    }
+
+    /// Records flags this session set itself.
+    pub fn set_flags(&mut self, uid: u32, flags: Vec<String>) {
+        if let Some(index) = self.index_of_uid(uid) {
+            self.entries[index].flags = flags;
+        }
+    }
+
+    /// Removes messages this session expunged, answering `* n EXPUNGE` for each.
+    pub fn remove(&mut self, uids: &[u32], out: &mut Out) {
+        let mut indices: Vec<usize> = uids
+            .iter()
+            .filter_map(|&uid| self.index_of_uid(uid))
+            .collect();
+        indices.sort_unstable();
+        // Highest first, so each number is right at the moment it is sent.
+        for &index in indices.iter().rev() {
+            out.untagged(&format!("{} EXPUNGE", index + 1));
+            self.entries.remove(index);
+        }
+    }
+
+    /// The owners whose notifications matter to this view.
+    pub fn owners(&self) -> &[String] {
+        &self.owners
+    }
+
+    pub fn subscription(&mut self) -> &mut Subscription {
+        &mut self.subscription
+    }
+
+    /// Whether the store may have changed since the last refresh.
+    pub async fn is_stale(&mut self, services: &Services) -> bool {
+        let notified = self.subscription.poll(&self.owners);
+        let bans_changed = match services.directory.bans().await {
+            Ok(bans) => !Arc::ptr_eq(&bans, &self.bans),
+            Err(_) => false,
+        };
+        notified || bans_changed
+    }
+
+    /// Catches up with the store and reports what changed: EXPUNGE (when
+    /// allowed), flag changes, and new messages (EXISTS, RECENT).
+    pub async fn refresh(
+        &mut self,
+        services: &Services,
+        out: &mut Out,
+        allow_expunge: bool,
+    ) -> Result<(), Failure> {
+        let bans = services.directory.bans().await?;
+        let summaries = services.store.summaries(&self.mailbox).await?;
+        if let Some(state) = services.store.mailbox_state(&self.mailbox).await? {
+            self.uidnext = state.uidnext;
+        }
+        let visible: HashMap<u32, &MessageSummary> = summaries
+            .iter()
+            .filter(|summary| !is_hidden(&bans, summary))
+            .map(|summary| (summary.uid, summary))
+            .collect();
+        self.bans = bans;
+
+        for entry in &mut self.entries {
+            entry.expunged = !visible.contains_key(&entry.uid);
+        }
+        if allow_expunge {
+            self.report_expunged(out);
+        }
+        for (index, entry) in self.entries.iter_mut().enumerate() {
+            if let Some(summary) = visible.get(&entry.uid)
+                && summary.flags != entry.flags
+            {
+                entry.flags = summary.flags.clone();
+                out.untagged(&format!(
+                    "{} FETCH (UID {} FLAGS ({}))",
+                    index + 1,
+                    entry.uid,
+                    flag_list(&entry.flags, entry.uid >= self.first_recent)
+                ));
+            }
+        }
+        // New messages only ever come after the last one the client knows; a
+        // message that reappears (a ban lifted) waits for the next SELECT.
+        let max = self.max_uid();
+        let before = self.entries.len();
+        let mut new: Vec<&&MessageSummary> = visible.values().filter(|s| s.uid > max).collect();
+        new.sort_by_key(|s| s.uid);
+        for summary in new {
+            self.entries.push(Entry {
+                uid: summary.uid,
+                flags: summary.flags.clone(),
+                expunged: false,
+            });
+        }
+        if self.entries.len() > before {
+            out.untagged(&format!("{} EXISTS", self.entries.len()));
+            out.untagged(&format!("{} RECENT", self.recent_count()));
+        }
+        Ok(())
+    }
+
+    /// Reports messages found gone, highest sequence number first.
+    pub fn report_expunged(&mut self, out: &mut Out) {
+        for index in (0..self.entries.len()).rev() {
+            if self.entries[index].expunged {
+                out.untagged(&format!("{} EXPUNGE", index + 1));
+                self.entries.remove(index);
+            }
+        }
+    }
+
+    /// The UIDs a sequence set names, leaving out messages already known to
+    /// be gone: those still hold their sequence number until reported, but
+    /// there is nothing left to fetch, flag or copy.
+    pub fn live_uids(&self, set: &SequenceSet, by_uid: bool) -> Result<Vec<u32>, Failure> {
+        Ok(self
+            .resolve(set, by_uid)?
+            .into_iter()
+            .map(|i| &self.entries[i])
+            .filter(|e| !e.expunged)
+            .map(|e| e.uid)
+            .collect())
+    }
+
+    /// The indices a sequence set names, ascending and without repeats.
+    /// Sequence numbers past the end are an error (RFC 3501 9: seq-number);
+    /// UIDs that do not exist are simply not there.
+    pub fn resolve(&self, set: &SequenceSet, by_uid: bool) -> Result<Vec<usize>, Failure> {
+        let mut indices = Vec::new();
+        for sequence in set.0.as_ref() {
+            let (from, to) = match sequence {
+                Sequence::Single(value) => (value, value),
+                Sequence::Range(from, to) => (from, to),
+            };
+            if by_uid {
+                let (low, high) = ordered(self.uid_value(from), self.uid_value(to));
+                let start = self.entries.partition_point(|e| e.uid < low);
+                let end = self.entries.partition_point(|e| e.uid <= high);
+                indices.extend(start..end);
+            } else {
+                let (low, high) = ordered(self.seq_value(from)?, self.seq_value(to)?);
+                indices.extend((low - 1) as usize..high as usize);
+            }
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        Ok(indices)
+    }
+
+    fn uid_value(&self, value: &SeqOrUid) -> u32 {
+        match value {
+            SeqOrUid::Value(uid) => uid.get(),
+            // `*` is the highest UID in use; in an empty mailbox nothing matches.
+            SeqOrUid::Asterisk => self.max_uid().max(1),
+        }
+    }
+
+    fn seq_value(&self, value: &SeqOrUid) -> Result<u32, Failure> {
+        let count = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        let number = match value {
+            SeqOrUid::Value(number) => number.get(),
+            SeqOrUid::Asterisk => count,
+        };
+        if number == 0 || number > count {
+            let text = if count == 0 {
+                "Invalid message sequence number: the mailbox is empty".to_owned()
+            } else {
+                format!(
+                    "Invalid message sequence number {number}: the mailbox has {count} messages"
+                )
+            };
+            return Err(Failure::bad_with(Code::ClientBug, text));
+        }
+        Ok(number)
+    }
+}
+
+fn ordered(a: u32, b: u32) -> (u32, u32) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// `\Seen \Flagged keyword`, with \Recent for messages recent in this session.
+pub fn flag_list(flags: &[String], recent: bool) -> String {
+    let mut list = flags.join(" ");
+    if recent {
+        if !list.is_empty() {
+            list.push(' ');
+        }
+        list.push_str("\\Recent");
+    }
+    list
+}
+
+/// A UID list in the compact form of RFC 4315 (`1:3,7,9:10`), for COPYUID.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut index = 0;
+    while index < uids.len() {
+        let start = uids[index];
+        let mut end = start;
+        while index + 1 < uids.len() && uids[index + 1] == end.wrapping_add(1) {
+            index += 1;
+            end = uids[index];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        index += 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn recent_is_listed_last() {
+        assert_eq!(flag_list(&["\\Seen".into()], true), "\\Seen \\Recent");
+        assert_eq!(flag_list(&[], false), "");
+    }
+}
