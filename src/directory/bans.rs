@@ -8,6 +8,7 @@
 //! however many bans there are.
 
 use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use aho_corasick::AhoCorasick;
 
@@ -67,6 +68,19 @@ pub struct BanList {
     domain: Rules,
     sender: Rules,
     count: usize,
+    fingerprint: u64,
+}
+
+/// A hash of the normalised rules of every scope, sorted so that row order
+/// does not matter. Sorts in place; `Rules::build` does not care about order.
+fn fingerprint(by_scope: &mut [Vec<(String, bool)>; 3]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for rules in by_scope.iter_mut() {
+        rules.sort_unstable();
+        rules.dedup();
+        rules.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 impl BanList {
@@ -93,13 +107,22 @@ impl BanList {
             by_scope[scope].push((value, is_contains));
             count += 1;
         }
+        let fingerprint = fingerprint(&mut by_scope);
         let [email, domain, sender] = by_scope;
         BanList {
             email: Rules::build(email),
             domain: Rules::build(domain),
             sender: Rules::build(sender),
             count,
+            fingerprint,
         }
+    }
+
+    /// Equal for two lists built from the same active bans, in any order.
+    /// Sessions compare it to tell a refresh that changed nothing (the usual
+    /// case) from one that must re-filter their mailbox.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     pub fn len(&self) -> usize {
@@ -157,6 +180,28 @@ mod tests {
             match_type: match_type.into(),
             active: true,
         }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_only_with_the_active_rules() {
+        let a = ban("sender", "spam@x.com", "exact");
+        let b = ban("domain", "evil", "contains");
+        let mut inactive = ban("email", "old@x.com", "exact");
+        inactive.active = false;
+        let base = BanList::new(&[a.clone(), b.clone()]).fingerprint();
+        assert_eq!(
+            BanList::new(&[b.clone(), inactive, a.clone()]).fingerprint(),
+            base
+        );
+        assert_eq!(
+            BanList::new(&[ban("sender", "SPAM@x.com", "exact"), b.clone()]).fingerprint(),
+            base
+        );
+        assert_ne!(BanList::new(std::slice::from_ref(&a)).fingerprint(), base);
+        assert_ne!(
+            BanList::new(&[a, ban("domain", "evil", "exact")]).fingerprint(),
+            base
+        );
     }
 
     #[test]

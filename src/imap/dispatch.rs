@@ -254,7 +254,8 @@ impl Session {
         let Some(view) = self.selected.as_mut() else {
             return;
         };
-        if updates != Updates::Always && !view.is_stale(&services).await {
+        let must_look = updates == Updates::Always && !services.store.hears_every_writer();
+        if !must_look && !view.is_stale(&services).await {
             return;
         }
         if let Err(failure) = view

@@ -170,7 +170,8 @@ impl View {
     pub async fn is_stale(&mut self, services: &Services) -> bool {
         let notified = self.subscription.poll(&self.owners);
         let bans_changed = match services.directory.bans().await {
-            Ok(bans) => !Arc::ptr_eq(&bans, &self.bans),
+            // A refresh that found the same bans changes nothing here.
+            Ok(bans) => bans.fingerprint() != self.bans.fingerprint(),
             Err(_) => false,
         };
         notified || bans_changed

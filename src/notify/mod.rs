@@ -43,6 +43,16 @@ impl Hub {
         let _ = self.sender.send(Arc::from(owner));
     }
 
+    /// Publishes each owner once, however often it is named.
+    pub fn publish_each<S: AsRef<str>>(&self, owners: &[S]) {
+        let mut owners: Vec<&str> = owners.iter().map(AsRef::as_ref).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in owners {
+            self.publish(owner);
+        }
+    }
+
     pub fn subscribe(&self) -> Subscription {
         Subscription {
             receiver: self.sender.subscribe(),

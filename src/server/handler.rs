@@ -82,8 +82,8 @@ pub async fn serve<S>(
             }
             read = tokio::time::timeout(timeout, read(&mut connection, next)) => read,
             // Reading is cancel-safe: bytes already received stay buffered.
-            _ = session.wait_for_change(), if next == Next::Idle => {
-                session.idle_update(&mut out).await;
+            wake = session.wait_for_change(), if next == Next::Idle => {
+                session.idle_update(wake, &mut out).await;
                 continue;
             }
         };

@@ -223,7 +223,8 @@ pub trait MailStore: Send + Sync {
         with_content: bool,
     ) -> StoreResult<Vec<MessageData>>;
     /// Keeps parse results computed for a message.
-    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()>;
+    /// Keeps parse results (by message id) so that later FETCHes need not parse.
+    async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()>;
     /// Fixes the bytes of a message that had none stored (before COPY, so the
     /// copy shows the same bytes).
     async fn save_raw(&self, id: &str, raw: &[u8]) -> StoreResult<()>;
@@ -244,6 +245,10 @@ pub trait MailStore: Send + Sync {
     async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<u32>;
     /// The hub this store announces changes on.
     fn hub(&self) -> &crate::notify::Hub;
+    /// Whether every change, whoever makes it, reaches the hub. When it does
+    /// not (SQLite written by another process), sessions must look in the
+    /// database at NOOP and while idling instead of trusting silence.
+    fn hears_every_writer(&self) -> bool;
 }
 
 /// A token as stored.

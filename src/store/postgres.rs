@@ -102,6 +102,17 @@ impl PgStore {
         &self.pool
     }
 
+    /// Tells this process's sessions at once about new mail in `owner`'s
+    /// mailbox (and the unified INBOX of `inbox_owner`), without waiting for
+    /// the NOTIFY round trip through the server; other processes hear the
+    /// trigger's NOTIFY.
+    fn announce(&self, owner: &str, inbox_owner: Option<String>) {
+        self.hub.publish(owner);
+        if let Some(user) = inbox_owner {
+            self.hub.publish(&user);
+        }
+    }
+
     /// Locks a mailbox's counters for the rest of the transaction, creating them
     /// if needed; the same lock the insert trigger takes.
     async fn lock_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<i64> {
@@ -233,6 +244,7 @@ impl MailStore for PgStore {
                 .await?;
         }
         tx.commit().await?;
+        self.hub.publish_each(&[user_id, address]);
         Ok(())
     }
 
@@ -260,6 +272,7 @@ impl MailStore for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.hub.publish_each(&[user_id, address]);
         Ok(())
     }
 
@@ -407,11 +420,11 @@ impl MailStore for PgStore {
     async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored> {
         let (owner, name) = mailbox.key();
         let mut tx = self.pool.begin().await?;
-        let (uid,): (i64,) = sqlx::query_as(
+        let (uid, inbox_owner): (i64, Option<String>) = sqlx::query_as(
             "INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs,
                                  timestamp, flags, size, raw)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             RETURNING uid",
+             RETURNING uid, inbox_owner::text",
         )
         .bind(owner)
         .bind(name)
@@ -435,6 +448,7 @@ impl MailStore for PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
+        self.announce(owner, inbox_owner);
         Ok(Stored {
             uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
             uid: to_u32(uid, "uid")?,
@@ -465,19 +479,37 @@ impl MailStore for PgStore {
             .collect()
     }
 
-    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE emails SET imap_size = coalesce($2, imap_size), envelope = coalesce($3, envelope),
-                 bodystructure = coalesce($4, bodystructure), body_basic = coalesce($5, body_basic)
-             WHERE id = $1::uuid",
-        )
-        .bind(id)
-        .bind(cache.size.map(i64::from))
-        .bind(&cache.envelope)
-        .bind(&cache.body_structure)
-        .bind(&cache.body)
-        .execute(&self.pool)
-        .await?;
+    async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()> {
+        // One statement per thousand messages rather than one per message: a
+        // first FETCH of a large mailbox parses everything at once.
+        for chunk in caches.chunks(1000) {
+            let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+            let sizes: Vec<Option<i64>> =
+                chunk.iter().map(|(_, c)| c.size.map(i64::from)).collect();
+            let envelopes: Vec<Option<&str>> =
+                chunk.iter().map(|(_, c)| c.envelope.as_deref()).collect();
+            let structures: Vec<Option<&str>> = chunk
+                .iter()
+                .map(|(_, c)| c.body_structure.as_deref())
+                .collect();
+            let bodies: Vec<Option<&str>> = chunk.iter().map(|(_, c)| c.body.as_deref()).collect();
+            sqlx::query(
+                "UPDATE emails e SET imap_size = coalesce(d.size, e.imap_size),
+                     envelope = coalesce(d.envelope, e.envelope),
+                     bodystructure = coalesce(d.structure, e.bodystructure),
+                     body_basic = coalesce(d.body, e.body_basic)
+                 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+                     AS d(id, size, envelope, structure, body)
+                 WHERE e.id = d.id::uuid",
+            )
+            .bind(&ids)
+            .bind(&sizes)
+            .bind(&envelopes)
+            .bind(&structures)
+            .bind(&bodies)
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 
@@ -539,6 +571,7 @@ impl MailStore for PgStore {
             notify(&mut tx, &owners).await?;
         }
         tx.commit().await?;
+        self.hub.publish_each(&owners);
         Ok(result)
     }
 
@@ -549,8 +582,11 @@ impl MailStore for PgStore {
         let (owner, name) = mailbox.key();
         let (uid, filter) = mailbox.scope();
         let mut tx = self.pool.begin().await?;
-        let sql = format!("DELETE FROM emails WHERE {filter} AND {uid} = ANY($3) RETURNING {uid}");
-        let removed: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
+        let sql = format!(
+            "DELETE FROM emails WHERE {filter} AND {uid} = ANY($3)
+             RETURNING {uid}, mailbox_owner, inbox_owner::text"
+        );
+        let removed: Vec<(i64, String, Option<String>)> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(owner)
             .bind(name)
             .bind(uid_list(uids))
@@ -560,9 +596,16 @@ impl MailStore for PgStore {
             bump_modseq(&mut tx, mailbox).await?;
         }
         tx.commit().await?;
+        let owners: Vec<&str> = removed
+            .iter()
+            .flat_map(|(_, mailbox_owner, inbox_owner)| {
+                std::iter::once(mailbox_owner.as_str()).chain(inbox_owner.as_deref())
+            })
+            .collect();
+        self.hub.publish_each(&owners);
         let mut removed: Vec<u32> = removed
             .into_iter()
-            .map(|(uid,)| to_u32(uid, "uid"))
+            .map(|(uid, _, _)| to_u32(uid, "uid"))
             .collect::<StoreResult<_>>()?;
         removed.sort_unstable();
         Ok(removed)
@@ -587,9 +630,9 @@ impl MailStore for PgStore {
              SELECT $4, $5, subject, body, html, from_addr, to_addrs, timestamp, flags, size, raw,
                     imap_size, envelope, bodystructure, body_basic
              FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}
-             RETURNING uid"
+             RETURNING uid, inbox_owner::text"
         );
-        let mut created: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
+        let mut created: Vec<(i64, Option<String>)> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(owner)
             .bind(name)
             .bind(uid_list(uids))
@@ -607,10 +650,13 @@ impl MailStore for PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
+        if let Some((_, inbox_owner)) = created.first() {
+            self.announce(target_owner, inbox_owner.clone());
+        }
         let pairs = sources
             .into_iter()
             .zip(created)
-            .map(|((source,), (new,))| Ok((to_u32(source, "uid")?, to_u32(new, "uid")?)))
+            .map(|((source,), (new, _))| Ok((to_u32(source, "uid")?, to_u32(new, "uid")?)))
             .collect::<StoreResult<_>>()?;
         Ok(Copied {
             uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
@@ -639,6 +685,13 @@ impl MailStore for PgStore {
 
     fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// Triggers notify on every insert and delete, whoever the writer, and
+    /// the store notifies its own flag changes; a lost LISTEN connection
+    /// makes every session refresh when it comes back.
+    fn hears_every_writer(&self) -> bool {
+        true
     }
 }
 

@@ -147,12 +147,7 @@ impl SqliteStore {
     }
 
     fn announce(&self, owners: &[String]) {
-        let mut owners: Vec<&String> = owners.iter().collect();
-        owners.sort();
-        owners.dedup();
-        for owner in owners {
-            self.hub.publish(owner);
-        }
+        self.hub.publish_each(owners);
     }
 
     /// After new mail: the mailbox's owner and, for an address, its user.
@@ -547,19 +542,26 @@ impl MailStore for SqliteStore {
             .collect()
     }
 
-    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE emails SET imap_size = coalesce($2, imap_size), envelope = coalesce($3, envelope),
-                 bodystructure = coalesce($4, bodystructure), body_basic = coalesce($5, body_basic)
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(cache.size.map(i64::from))
-        .bind(&cache.envelope)
-        .bind(&cache.body_structure)
-        .bind(&cache.body)
-        .execute(&self.pool)
-        .await?;
+    async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()> {
+        // One transaction, so SQLite syncs once rather than once per message.
+        let mut tx = self.write().await?;
+        for (id, cache) in caches {
+            sqlx::query(
+                "UPDATE emails SET imap_size = coalesce($2, imap_size),
+                     envelope = coalesce($3, envelope),
+                     bodystructure = coalesce($4, bodystructure),
+                     body_basic = coalesce($5, body_basic)
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(cache.size.map(i64::from))
+            .bind(&cache.envelope)
+            .bind(&cache.body_structure)
+            .bind(&cache.body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -723,6 +725,12 @@ impl MailStore for SqliteStore {
 
     fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// Only this process's own writes are announced; `deliver` or an
+    /// external writer in another process changes the file silently.
+    fn hears_every_writer(&self) -> bool {
+        false
     }
 }
 

@@ -4,12 +4,14 @@
 //! its ENVELOPE, BODYSTRUCTURE or size is asked for and keeps the results
 //! with the message, so later fetches are answered from the database alone.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use imap_types::core::AString;
 use imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
 use imap_types::sequence::SequenceSet;
 
+use crate::imap::Services;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
 use crate::imap::session::Session;
@@ -88,9 +90,13 @@ pub async fn fetch(
                 .store
                 .messages(&view.mailbox, &unparsed, true)
                 .await?;
+            let mut contents: HashMap<String, Option<Content>> = loaded
+                .into_iter()
+                .map(|full| (full.id, full.content))
+                .collect();
             for message in &mut messages {
-                if let Some(full) = loaded.iter().find(|l| l.id == message.id) {
-                    message.content = full.content.clone();
+                if let Some(content) = contents.remove(&message.id) {
+                    message.content = content;
                 }
             }
         }
@@ -122,6 +128,10 @@ pub async fn fetch(
         }
     }
     let report_flags = !items.contains(&Item::Flags) && !seen_now.is_empty();
+    let seen_now: HashSet<u32> = seen_now.into_iter().collect();
+    if needs_parse {
+        parse_uncached(&services, &mut messages).await;
+    }
     for message in &messages {
         let Some(index) = view.index_of_uid(message.uid) else {
             continue;
@@ -130,15 +140,7 @@ pub async fn fetch(
             .content
             .as_ref()
             .map(|content| mime::message_bytes(&stored_columns(message, content)));
-        let fresh;
-        let cache = match &bytes {
-            Some(bytes) if needs_parse && !message.cache.is_complete() => {
-                fresh = parse(bytes);
-                services.store.save_parse_cache(&message.id, &fresh).await?;
-                &fresh
-            }
-            _ => &message.cache,
-        };
+        let cache = &message.cache;
         let recent = view.is_recent(message.uid);
         out.extend(format!("* {} FETCH (", index + 1).as_bytes());
         out.extend(&answer(
@@ -170,6 +172,27 @@ pub(crate) fn stored_columns<'a>(
         from_addr: content.from_addr.as_deref(),
         to_addrs: content.to_addrs.as_deref(),
         timestamp: message.timestamp,
+    }
+}
+
+/// Parses the messages whose ENVELOPE and BODYSTRUCTURE are not cached yet,
+/// and keeps the results. Failing to keep them costs a parse next time, not
+/// this answer.
+async fn parse_uncached(services: &Services, messages: &mut [MessageData]) {
+    let mut fresh = Vec::new();
+    for message in messages.iter_mut() {
+        if let Some(content) = &message.content
+            && !message.cache.is_complete()
+        {
+            message.cache = parse(&mime::message_bytes(&stored_columns(message, content)));
+            fresh.push((message.id.clone(), message.cache.clone()));
+        }
+    }
+    if fresh.is_empty() {
+        return;
+    }
+    if let Err(error) = services.store.save_parse_caches(&fresh).await {
+        tracing::warn!(%error, count = fresh.len(), "could not keep parse results");
     }
 }
 

@@ -11,6 +11,15 @@ pub fn start(session: &mut Session, tag: &str, out: &mut Out) -> Next {
     Next::Idle
 }
 
+/// What ended a wait for changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A notification for one of the view's owners (consumed by the wait).
+    Notified,
+    /// The poll interval passed in silence.
+    Timer,
+}
+
 impl Session {
     /// The line that ends IDLE.
     pub(crate) fn on_idle_line(&mut self, line: Option<&[u8]>, out: &mut Out) -> Next {
@@ -27,23 +36,33 @@ impl Session {
 
     /// Waits until the selected mailbox may have changed: a notification, or
     /// the periodic look for changes nobody announced.
-    pub async fn wait_for_change(&mut self) {
+    pub async fn wait_for_change(&mut self) -> Wake {
         let poll = self.services.limits.idle_poll;
         match self.selected.as_mut() {
             Some(view) => {
                 let owners = view.owners().to_vec();
-                let _ = tokio::time::timeout(poll, view.subscription().changed(&owners)).await;
+                match tokio::time::timeout(poll, view.subscription().changed(&owners)).await {
+                    Ok(()) => Wake::Notified,
+                    Err(_) => Wake::Timer,
+                }
             }
             None => std::future::pending().await,
         }
     }
 
-    /// Reports what changed while idling.
-    pub async fn idle_update(&mut self, out: &mut Out) {
+    /// Reports what changed while idling. Woken by a notification or by the
+    /// poll timer; the timer alone means a full look only where the store
+    /// cannot hear every writer, and otherwise just a check of the bans.
+    pub async fn idle_update(&mut self, wake: Wake, out: &mut Out) {
         let services = self.services.clone();
-        if let Some(view) = self.selected.as_mut()
-            && let Err(failure) = view.refresh(&services, out, true).await
-        {
+        let Some(view) = self.selected.as_mut() else {
+            return;
+        };
+        let quiet = wake == Wake::Timer && services.store.hears_every_writer();
+        if quiet && !view.is_stale(&services).await {
+            return;
+        }
+        if let Err(failure) = view.refresh(&services, out, true).await {
             // Nothing to answer while idling; the next command will see the trouble.
             tracing::warn!(text = %failure.text, "could not refresh an idling session");
         }
