@@ -24,6 +24,23 @@ pub struct Config {
     pub domain_cache_ttl: Duration,
     pub ban_cache_ttl: Duration,
     pub limits: Limits,
+    pub tls: Option<TlsFiles>,
+    /// The implicit-TLS listener (IMAPS), when TLS is configured.
+    pub imaps_bind: Option<SocketAddr>,
+    /// Lets LOGIN and AUTHENTICATE through on unencrypted connections from
+    /// anywhere, even with TLS configured.
+    pub allow_plaintext_auth: bool,
+}
+
+/// The PEM files TLS is served from; re-read when they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key: PKCS#8, RSA (PKCS#1) or EC (SEC1).
+    pub key: PathBuf,
+    /// How often the files are checked for changes (SIGHUP reloads at once).
+    pub reload_interval: Duration,
 }
 
 /// Per-connection protocol limits.
@@ -144,6 +161,21 @@ impl Config {
             )?,
             idle_poll: seconds(source, "IMAP_IDLE_POLL", defaults.idle_poll)?,
         };
+        let tls = tls_files(source)?;
+        let imaps_bind = match source.get("IMAPS_BIND") {
+            Some(_) if tls.is_none() => {
+                return Err(ConfigError {
+                    variable: "IMAPS_BIND",
+                    problem: "needs TLS_CERT and TLS_KEY".into(),
+                });
+            }
+            Some(_) => Some(bind_address(source, "IMAPS_BIND", "0.0.0.0:993")?),
+            None => None,
+        };
+        let allow_plaintext_auth = match source.get("ALLOW_PLAINTEXT_AUTH") {
+            Some(value) => boolean("ALLOW_PLAINTEXT_AUTH", &value)?,
+            None => false,
+        };
         Ok(Config {
             database_url,
             database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 20, 1)?,
@@ -151,18 +183,38 @@ impl Config {
             domain_cache_ttl: seconds(source, "DOMAIN_CACHE_TTL", Duration::from_secs(60))?,
             ban_cache_ttl: seconds(source, "BAN_CACHE_TTL", Duration::from_secs(30))?,
             limits,
+            tls,
+            imaps_bind,
+            allow_plaintext_auth,
         })
+    }
+}
+
+/// `TLS_CERT` and `TLS_KEY` come together or not at all.
+fn tls_files(source: &dyn Source) -> Result<Option<TlsFiles>, ConfigError> {
+    let reload_interval = seconds(source, "TLS_RELOAD_INTERVAL", Duration::from_secs(60))?;
+    match (source.get("TLS_CERT"), source.get("TLS_KEY")) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+            reload_interval,
+        })),
+        (Some(_), None) => Err(ConfigError {
+            variable: "TLS_KEY",
+            problem: "must be set when TLS_CERT is (the PEM private key)".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError {
+            variable: "TLS_CERT",
+            problem: "must be set when TLS_KEY is (the PEM certificate chain)".into(),
+        }),
+        (None, None) => Ok(None),
     }
 }
 
 /// Settings of later releases must not be silently ignored: an operator who sets
 /// them expects them to take effect.
 fn refuse_unimplemented(source: &dyn Source) -> Result<(), ConfigError> {
-    for variable in [
-        "USE_SUPABASE_BANS",
-        "USE_SUPABASE_DOMAINS",
-        "ALLOW_PLAINTEXT_AUTH",
-    ] {
+    for variable in ["USE_SUPABASE_BANS", "USE_SUPABASE_DOMAINS"] {
         if let Some(value) = source.get(variable) {
             boolean(variable, &value)?;
         }
@@ -174,15 +226,6 @@ fn refuse_unimplemented(source: &dyn Source) -> Result<(), ConfigError> {
                 problem:
                     "Supabase mode is not available in this release; unset it to use DATABASE_URL"
                         .into(),
-            });
-        }
-    }
-    for variable in ["IMAPS_BIND", "TLS_CERT", "TLS_KEY"] {
-        if source.get(variable).is_some() {
-            return Err(ConfigError {
-                variable,
-                problem: "TLS is not available in this release; terminate TLS in front of the server or unset it"
-                    .into(),
             });
         }
     }
@@ -310,6 +353,29 @@ mod tests {
         }
         let e = config(&[("USE_SUPABASE_BANS", "maybe")]).unwrap_err();
         assert_eq!(e.variable, "USE_SUPABASE_BANS");
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_imaps_needs_them() {
+        assert!(config(&[]).unwrap().tls.is_none());
+        let e = config(&[("TLS_CERT", "c.pem")]).unwrap_err();
+        assert_eq!(e.variable, "TLS_KEY");
+        let e = config(&[("TLS_KEY", "k.pem")]).unwrap_err();
+        assert_eq!(e.variable, "TLS_CERT");
+        let e = config(&[("IMAPS_BIND", "0.0.0.0:993")]).unwrap_err();
+        assert_eq!(e.variable, "IMAPS_BIND");
+        let c = config(&[
+            ("TLS_CERT", "c.pem"),
+            ("TLS_KEY", "k.pem"),
+            ("IMAPS_BIND", "127.0.0.1:993"),
+            ("ALLOW_PLAINTEXT_AUTH", "yes"),
+        ])
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("c.pem"));
+        assert_eq!(tls.key, PathBuf::from("k.pem"));
+        assert_eq!(c.imaps_bind.unwrap().to_string(), "127.0.0.1:993");
+        assert!(c.allow_plaintext_auth);
     }
 
     #[test]

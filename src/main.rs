@@ -105,6 +105,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Admin(imap_server::admin::Command::Tls(command)) => {
+            println!("{}", imap_server::admin::tls(command)?);
+            Ok(())
+        }
         Command::Admin(command) => {
             let database = open_database(&config).await?;
             let text = imap_server::admin::run(&database, command).await?;
@@ -132,11 +136,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::start(&config).await?;
-    tracing::warn!(
-        "TLS is not configured: IMAP tokens travel in clear; keep IMAP_BIND on a trusted network"
-    );
     tracing::info!(
         address = %server.local_addr()?,
+        imaps = ?server.tls_addr(),
         database = %config::redact_url(&config.database_url),
         "imap-server listening"
     );

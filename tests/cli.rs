@@ -322,3 +322,128 @@ async fn the_quickstart_works_on_postgres() {
     let url = support::postgres::fresh_database_url();
     quickstart(&[("DATABASE_URL", &url)]).await;
 }
+
+/// `admin tls self-signed` into `dir`; returns the certificate and key paths.
+fn self_signed(dir: &Path, name: &str) -> (String, String) {
+    let cert = format!("{name}/cert.pem");
+    let key = format!("{name}/key.pem");
+    let output = run(
+        dir,
+        &[],
+        &[
+            "admin",
+            "tls",
+            "self-signed",
+            "--host",
+            "localhost",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("TLS_CERT="), "{}", stdout(&output));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join(&key)).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the key is readable by its owner only");
+    (cert, key)
+}
+
+#[test]
+fn tls_start_up_errors_name_the_file_and_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path(), "a");
+    let (_, other_key) = self_signed(dir.path(), "b");
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let cases: [(&str, &str, &str); 4] = [
+        ("missing.pem", &key, "TLS_CERT missing.pem: cannot be read"),
+        (&cert, "missing.pem", "TLS_KEY missing.pem: cannot be read"),
+        ("empty.pem", &key, "TLS_CERT empty.pem: no PEM certificate"),
+        (
+            &cert,
+            &other_key,
+            "TLS_KEY b/key.pem does not match the certificate in TLS_CERT a/cert.pem",
+        ),
+    ];
+    for (cert, key, expected) in cases {
+        let output = run(
+            dir.path(),
+            &[
+                ("TLS_CERT", cert),
+                ("TLS_KEY", key),
+                ("IMAP_BIND", "127.0.0.1:0"),
+            ],
+            &["serve"],
+        );
+        let line = failure_line(&output);
+        assert!(line.contains(expected), "{expected}: {line}");
+    }
+}
+
+/// The certificate a TLS server at `port` presents, as PEM, via openssl.
+fn presented_certificate(port: u16) -> String {
+    let output = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = stdout(&output);
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let end = text.find("-----END CERTIFICATE-----").expect("its end");
+    text[start..end].to_owned()
+}
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path(), "live");
+    let free_port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (plain, tls) = (free_port(), free_port());
+    let mut server = imap_server(
+        dir.path(),
+        &[
+            ("TLS_CERT", &cert),
+            ("TLS_KEY", &key),
+            ("IMAP_BIND", &format!("127.0.0.1:{plain}")),
+            ("IMAPS_BIND", &format!("127.0.0.1:{tls}")),
+            // Only the signal may trigger this reload.
+            ("TLS_RELOAD_INTERVAL", "3600"),
+        ],
+        &["serve"],
+    )
+    .stderr(Stdio::null())
+    .process_group(0)
+    .spawn()
+    .unwrap();
+    let listening = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", tls)).is_ok()
+    });
+    assert!(listening, "the server listens on the IMAPS port");
+    let before = presented_certificate(tls);
+    self_signed(dir.path(), "live");
+    Command::new("kill")
+        .args(["-HUP", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let renewed = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        presented_certificate(tls) != before
+    });
+    send_sigterm(server.id());
+    assert!(
+        server.wait().unwrap().success(),
+        "SIGHUP does not stop the server"
+    );
+    assert!(renewed, "the new certificate is served after SIGHUP");
+}

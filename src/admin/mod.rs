@@ -49,6 +49,50 @@ pub enum Command {
     /// Bans on domains, addresses and senders.
     #[command(subcommand)]
     Bans(BanCommand),
+    /// TLS certificates.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Writes a self-signed certificate and key, for a quick start or a
+    /// test: clients must be told to trust it. Use a real certificate
+    /// (e.g. from Let's Encrypt) in production.
+    SelfSigned {
+        /// The name clients connect to (repeat for more names).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        /// Where the certificate goes (PEM).
+        #[arg(long, default_value = "tls/cert.pem")]
+        cert: std::path::PathBuf,
+        /// Where the private key goes (PEM, PKCS#8, readable by its owner only).
+        #[arg(long, default_value = "tls/key.pem")]
+        key: std::path::PathBuf,
+    },
+}
+
+/// The admin commands that need no database.
+pub fn tls(command: TlsCommand) -> AdminResult {
+    let TlsCommand::SelfSigned { hosts, cert, key } = command;
+    for path in [&cert, &key] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                AdminError::Invalid(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+    }
+    crate::server::tls::write_self_signed(&hosts, &cert, &key)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(format!(
+        "wrote a self-signed certificate for {} to {} and its key to {}\n\
+         start the server with TLS_CERT={} TLS_KEY={}",
+        hosts.join(", "),
+        cert.display(),
+        key.display(),
+        cert.display(),
+        key.display()
+    ))
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +205,7 @@ pub async fn run(database: &Database, command: Command) -> AdminResult {
         Command::Domains(command) => domains(database, command).await,
         Command::Inboxes(command) => inboxes(database, command).await,
         Command::Bans(command) => bans(database, command).await,
+        Command::Tls(command) => tls(command),
     }
 }
 

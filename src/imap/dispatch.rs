@@ -89,7 +89,14 @@ impl Session {
     ) -> Next {
         let updates = updates_after(&body);
         let outcome = match body {
-            CommandBody::Capability => any::capability(self.account().is_some(), out),
+            CommandBody::Capability => any::capability(&self.capabilities(), out),
+            CommandBody::StartTLS => match auth::start_tls(self) {
+                Ok(done) => {
+                    self.finish(tag, Ok(done), out);
+                    return Next::StartTls;
+                }
+                Err(failure) => Err(failure),
+            },
             CommandBody::Noop => any::noop(),
             CommandBody::Logout => {
                 out.bye("Logging out");
@@ -113,9 +120,6 @@ impl Session {
                         Some(outcome) => outcome,
                         None => return Next::Line,
                     },
-                    CommandBody::StartTLS => Err(Failure::bad(
-                        "STARTTLS is not available: TLS is not configured",
-                    )),
                     other => Err(Failure::bad(format!(
                         "{} is not valid before logging in",
                         other.name()

@@ -25,13 +25,51 @@ pub struct Services {
     pub limits: Limits,
 }
 
-/// Capabilities before login (RFC 3501 7.2.1). Nothing is advertised that
-/// is not implemented.
-pub const CAPABILITIES_BEFORE_LOGIN: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT SPECIAL-USE CHILDREN AUTH=PLAIN";
-
-/// Capabilities once logged in.
+/// Capabilities once logged in. Nothing is advertised that is not implemented.
 pub const CAPABILITIES: &str =
     "IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT SPECIAL-USE CHILDREN";
+
+/// Capabilities before login (RFC 3501 7.2.1): the same, plus what the
+/// transport allows: STARTTLS where TLS can start, and either the login
+/// mechanisms or LOGINDISABLED where tokens must not travel in clear.
+pub fn capabilities_before_login(transport: &Transport) -> String {
+    let mut list = String::from(CAPABILITIES);
+    if transport.can_start_tls && !transport.encrypted {
+        list.push_str(" STARTTLS");
+    }
+    if transport.login_allowed() {
+        list.push_str(" SASL-IR AUTH=PLAIN");
+    } else {
+        list.push_str(" LOGINDISABLED");
+    }
+    list
+}
+
+/// What the connection's transport allows, as the session sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    /// TLS is active (implicit TLS, or after STARTTLS).
+    pub encrypted: bool,
+    /// STARTTLS is possible: TLS is configured.
+    pub can_start_tls: bool,
+    /// LOGIN and AUTHENTICATE are allowed without TLS: TLS is not configured,
+    /// the peer is on loopback, or the operator allowed it.
+    pub cleartext_login: bool,
+}
+
+impl Transport {
+    /// A connection without TLS on a server without TLS: logins are allowed,
+    /// since there is no way to protect them.
+    pub const PLAIN: Transport = Transport {
+        encrypted: false,
+        can_start_tls: false,
+        cleartext_login: true,
+    };
+
+    pub fn login_allowed(&self) -> bool {
+        self.encrypted || self.cleartext_login
+    }
+}
 
 /// The hierarchy delimiter (DESIGN §4).
 pub const DELIMITER: char = '/';

@@ -12,7 +12,7 @@ use imap_codec::decode::Decoder;
 use super::outcome::Failure;
 use super::response::{Code, Out, Status};
 use super::view::View;
-use super::{CAPABILITIES_BEFORE_LOGIN, Services};
+use super::{Services, Transport, capabilities_before_login};
 use crate::directory::Account;
 use crate::server::connection::Problem;
 
@@ -33,6 +33,9 @@ pub enum Next {
     Line,
     /// IDLE: a line (DONE) or a change to report, whichever comes first.
     Idle,
+    /// Send what is queued, drop whatever the client sent after the
+    /// command, and run the TLS handshake.
+    StartTls,
     /// Send what is queued, then close.
     Close,
 }
@@ -69,10 +72,11 @@ pub struct Session {
     bad_commands: u32,
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
+    pub(crate) transport: Transport,
 }
 
 impl Session {
-    pub fn new(services: Arc<Services>, peer: SocketAddr) -> Session {
+    pub fn new(services: Arc<Services>, peer: SocketAddr, transport: Transport) -> Session {
         Session {
             services,
             state: State::NotAuthenticated,
@@ -84,6 +88,20 @@ impl Session {
             idling: None,
             bad_commands: 0,
             seen_command: false,
+            transport,
+        }
+    }
+
+    /// The handshake after STARTTLS succeeded.
+    pub fn tls_started(&mut self) {
+        self.transport.encrypted = true;
+    }
+
+    /// The capabilities for the current state and transport.
+    pub(crate) fn capabilities(&self) -> String {
+        match self.state {
+            State::Authenticated(_) => super::CAPABILITIES.to_owned(),
+            _ => capabilities_before_login(&self.transport),
         }
     }
 
@@ -91,7 +109,7 @@ impl Session {
         out.status(
             None,
             Status::Ok,
-            Some(&Code::Capability(CAPABILITIES_BEFORE_LOGIN.into())),
+            Some(&Code::Capability(self.capabilities())),
             "imap-server ready",
         );
     }

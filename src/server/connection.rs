@@ -83,6 +83,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Drops what the client sent that has not been read yet, and says how
+    /// much. After STARTTLS, bytes that arrived before the handshake were
+    /// sent in clear and may have been injected by a man in the middle
+    /// (CVE-2011-0411): they must never be taken as commands.
+    pub fn discard_input(&mut self) -> usize {
+        let dropped = self.input.len();
+        self.input.clear();
+        dropped
+    }
+
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
     /// Queues bytes to send.
     pub fn write(&mut self, bytes: &[u8]) {
         self.output.extend_from_slice(bytes);

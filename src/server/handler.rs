@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Connection, Frame, Problem, ReadError};
+use super::stream::Stream;
 use crate::imap::response::Out;
 use crate::imap::session::{Input, Next};
-use crate::imap::{Services, Session};
+use crate::imap::{Services, Session, Transport};
 
 /// Input read from the wire, owned.
 enum Read {
@@ -48,17 +50,25 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-pub async fn serve<S>(
-    stream: S,
+/// How a connection may use TLS.
+#[derive(Clone)]
+pub struct Security {
+    /// For STARTTLS on a plain connection; `None` without TLS configured.
+    pub starttls: Option<TlsAcceptor>,
+    pub transport: Transport,
+}
+
+pub async fn serve(
+    stream: Stream,
     peer: SocketAddr,
     services: Arc<Services>,
+    security: Security,
     mut shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    tracing::info!(%peer, "connection opened");
+) {
+    tracing::info!(%peer, tls = stream.is_encrypted(), "connection opened");
+    let handshake_timeout = services.limits.login_timeout;
     let mut connection = Connection::new(stream, &services.limits);
-    let mut session = Session::new(services, peer);
+    let mut session = Session::new(services, peer, security.transport);
     let mut out = Out::new();
     session.greeting(&mut out);
     let mut next = Next::Command;
@@ -72,6 +82,28 @@ pub async fn serve<S>(
         if next == Next::Close {
             connection.close().await;
             break "closed by server";
+        }
+        if next == Next::StartTls {
+            let Some(acceptor) = &security.starttls else {
+                break "STARTTLS without TLS";
+            };
+            let dropped = connection.discard_input();
+            if dropped > 0 {
+                tracing::info!(%peer, dropped, "discarded input pipelined after STARTTLS");
+            }
+            let handshake = connection.stream_mut().start_tls(acceptor);
+            match tokio::time::timeout(handshake_timeout, handshake).await {
+                Ok(Ok(())) => {
+                    session.tls_started();
+                    next = Next::Command;
+                    continue;
+                }
+                Ok(Err(error)) => {
+                    tracing::info!(%peer, %error, "TLS handshake failed");
+                    break "TLS handshake failed";
+                }
+                Err(_) => break "TLS handshake timed out",
+            }
         }
         let timeout = session.timeout();
         let read = tokio::select! {

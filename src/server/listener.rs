@@ -8,13 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
-use super::handler;
+use super::handler::{self, Security};
+use super::stream::Stream;
+use super::tls::{Certificates, TlsError};
 use crate::config::{Config, redact_url};
 use crate::directory::SqlDirectory;
-use crate::imap::Services;
+use crate::imap::{Services, Transport};
 use crate::store::Database;
 
 /// Why the server could not start; each message is one line naming the cause.
@@ -30,6 +33,27 @@ pub enum StartError {
     Listen(SocketAddr, io::Error),
     #[error("cannot open the database {url}: {reason}")]
     Database { url: String, reason: String },
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+}
+
+/// Who may log in without TLS once TLS is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleartextLogin {
+    /// Clients on loopback only (a local proxy, a health check): the default.
+    LoopbackOnly,
+    /// Everyone (`ALLOW_PLAINTEXT_AUTH=true`).
+    Everyone,
+    /// No one, not even loopback (for tests of the refusal).
+    NoOne,
+}
+
+/// TLS as the server uses it.
+struct Tls {
+    acceptor: TlsAcceptor,
+    /// The implicit-TLS listener (IMAPS), if any.
+    listener: Option<TcpListener>,
+    cleartext: CleartextLogin,
 }
 
 /// How long shutdown waits for sessions to finish their BYE.
@@ -37,6 +61,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Server {
     listener: TcpListener,
+    tls: Option<Tls>,
     services: Arc<Services>,
     max_connections: usize,
 }
@@ -60,23 +85,87 @@ impl Server {
             directory,
             limits: config.limits.clone(),
         });
-        Server::bind(config.imap_bind, services).await
+        let server = Server::bind(config.imap_bind, services).await?;
+        match &config.tls {
+            Some(files) => {
+                let certificates = Certificates::open(files.clone())?;
+                certificates.watch();
+                let cleartext = if config.allow_plaintext_auth {
+                    CleartextLogin::Everyone
+                } else {
+                    CleartextLogin::LoopbackOnly
+                };
+                server
+                    .with_tls(&certificates, config.imaps_bind, cleartext)
+                    .await
+            }
+            None => {
+                tracing::warn!(
+                    "TLS is not configured (TLS_CERT, TLS_KEY): IMAP tokens travel in clear; keep IMAP_BIND on a trusted network"
+                );
+                Ok(server)
+            }
+        }
+    }
+
+    /// Adds STARTTLS on the plain listener and, with `imaps`, an
+    /// implicit-TLS listener.
+    pub async fn with_tls(
+        mut self,
+        certificates: &Arc<Certificates>,
+        imaps: Option<SocketAddr>,
+        cleartext: CleartextLogin,
+    ) -> Result<Server, StartError> {
+        let listener = match imaps {
+            Some(address) => Some(listen(address).await?),
+            None => None,
+        };
+        self.tls = Some(Tls {
+            acceptor: certificates.acceptor(),
+            listener,
+            cleartext,
+        });
+        Ok(self)
+    }
+
+    /// The implicit-TLS listener's address, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        let listener = self.tls.as_ref()?.listener.as_ref()?;
+        listener.local_addr().ok()
     }
 
     pub async fn bind(address: SocketAddr, services: Arc<Services>) -> Result<Server, StartError> {
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::PermissionDenied => StartError::PermissionDenied(address),
-                io::ErrorKind::AddrInUse => StartError::AddressInUse(address),
-                _ => StartError::Listen(address, e),
-            })?;
+        let listener = listen(address).await?;
         let max_connections = services.limits.max_connections;
         Ok(Server {
             listener,
+            tls: None,
             services,
             max_connections,
         })
+    }
+
+    /// What a connection from `peer` may do, given how it arrived.
+    fn security(&self, peer: SocketAddr, implicit_tls: bool) -> Security {
+        let Some(tls) = &self.tls else {
+            return Security {
+                starttls: None,
+                transport: Transport::PLAIN,
+            };
+        };
+        let cleartext_login = match tls.cleartext {
+            CleartextLogin::Everyone => true,
+            CleartextLogin::LoopbackOnly => peer.ip().is_loopback(),
+            CleartextLogin::NoOne => false,
+        };
+        Security {
+            starttls: (!implicit_tls).then(|| tls.acceptor.clone()),
+            transport: Transport {
+                encrypted: implicit_tls,
+                can_start_tls: true,
+                cleartext_login,
+            },
+        }
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -88,10 +177,12 @@ impl Server {
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let (stop, stopped) = watch::channel(false);
         tokio::pin!(shutdown);
+        let imaps = self.tls.as_ref().and_then(|tls| tls.listener.as_ref());
         loop {
-            let accepted = tokio::select! {
+            let (accepted, implicit_tls) = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => accepted,
+                accepted = self.listener.accept() => (accepted, false),
+                accepted = accept_on(imaps) => (accepted, true),
             };
             let (mut stream, peer) = match accepted {
                 Ok(pair) => pair,
@@ -114,8 +205,17 @@ impl Server {
             };
             let services = self.services.clone();
             let stopped = stopped.clone();
+            let security = self.security(peer, implicit_tls);
+            let acceptor = self
+                .tls
+                .as_ref()
+                .filter(|_| implicit_tls)
+                .map(|tls| tls.acceptor.clone());
             tokio::spawn(async move {
-                handler::serve(stream, peer, services, stopped).await;
+                let timeout = services.limits.login_timeout;
+                if let Some(stream) = open_stream(stream, peer, acceptor, timeout).await {
+                    handler::serve(stream, peer, services, security, stopped).await;
+                }
                 drop(slot);
             });
         }
@@ -123,5 +223,47 @@ impl Server {
         let _ = stop.send(true);
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+    }
+}
+
+async fn listen(address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => StartError::PermissionDenied(address),
+            io::ErrorKind::AddrInUse => StartError::AddressInUse(address),
+            _ => StartError::Listen(address, e),
+        })
+}
+
+/// Accepts on the implicit-TLS listener; never, without one.
+async fn accept_on(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The connection's stream: plain, or TLS after a handshake that must finish
+/// within the login timeout (a silent client must not hold a slot forever).
+async fn open_stream(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    timeout: Duration,
+) -> Option<Stream> {
+    let Some(acceptor) = acceptor else {
+        return Some(Stream::Plain(tcp));
+    };
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+        Ok(Err(error)) => {
+            tracing::info!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            None
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! Listeners, the accept loop, per-connection handling and shutdown.
+//! Listeners, the accept loop, TLS, per-connection handling and shutdown.
 
 pub mod connection;
 mod handler;
 mod listener;
+mod stream;
+pub mod tls;
 
-pub use listener::{Server, StartError};
+pub use listener::{CleartextLogin, Server, StartError};

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use imap_server::config::Limits;
+use imap_server::config::{Limits, TlsFiles};
 use imap_server::directory::SqlDirectory;
 use imap_server::imap::Services;
-use imap_server::server::Server;
+use imap_server::server::tls::Certificates;
+use imap_server::server::{CleartextLogin, Server};
 use imap_server::store::{
     BanRecord, Database, DomainRecord, MailboxId, TokenRecord, UserRecord, new_id,
 };
@@ -38,6 +39,8 @@ pub struct Options {
     pub domain_ttl: Duration,
     pub ban_ttl: Duration,
     pub limits: Limits,
+    /// STARTTLS and an implicit-TLS listener with these files.
+    pub tls: Option<(TlsFiles, CleartextLogin)>,
 }
 
 impl Default for Options {
@@ -47,12 +50,15 @@ impl Default for Options {
             domain_ttl: Duration::ZERO,
             ban_ttl: Duration::ZERO,
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The implicit-TLS listener, with `Options::tls`.
+    pub tls_addr: Option<SocketAddr>,
     pub database: Database,
     pub url: String,
     pub backend: Backend,
@@ -100,14 +106,26 @@ impl TestServer {
             )),
             limits: options.limits.clone(),
         });
-        let server = Server::bind("127.0.0.1:0".parse().expect("loopback address"), services)
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
+        let mut server = Server::bind(loopback, services)
             .await
             .expect("bind an ephemeral port");
+        if let Some((files, cleartext)) = &options.tls {
+            let certificates =
+                Certificates::open(files.clone()).expect("load the test certificate");
+            certificates.watch();
+            server = server
+                .with_tls(&certificates, Some(loopback), *cleartext)
+                .await
+                .expect("bind the TLS port");
+        }
         let addr = server.local_addr().expect("local address");
+        let tls_addr = server.tls_addr();
         database.listen_for_changes();
         tokio::spawn(server.run(std::future::pending()));
         TestServer {
             addr,
+            tls_addr,
             database,
             url,
             backend,

@@ -9,14 +9,8 @@ use imap_types::extensions::enable::CapabilityEnable;
 
 use crate::imap::outcome::{Done, Outcome};
 use crate::imap::response::{Out, quoted};
-use crate::imap::{CAPABILITIES, CAPABILITIES_BEFORE_LOGIN};
 
-pub fn capability(authenticated: bool, out: &mut Out) -> Outcome {
-    let list = if authenticated {
-        CAPABILITIES
-    } else {
-        CAPABILITIES_BEFORE_LOGIN
-    };
+pub fn capability(list: &str, out: &mut Out) -> Outcome {
     out.untagged(&format!("CAPABILITY {list}"));
     Ok(Done::ok("CAPABILITY completed"))
 }

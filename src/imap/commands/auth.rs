@@ -13,7 +13,38 @@ use crate::imap::response::{Code, Out};
 use crate::imap::session::{Session, State};
 use crate::imap::{CAPABILITIES, SPECIAL_FOLDER_NAMES};
 
+/// STARTTLS (RFC 3501 6.2.1): only before login, only once, only where TLS
+/// is configured.
+pub fn start_tls(session: &Session) -> Outcome {
+    if session.transport.encrypted {
+        return Err(Failure::bad("TLS is already active"));
+    }
+    if !session.transport.can_start_tls {
+        return Err(Failure::bad(
+            "STARTTLS is not available: TLS is not configured",
+        ));
+    }
+    if session.account().is_some() {
+        return Err(Failure::bad("STARTTLS is only valid before logging in"));
+    }
+    Ok(Done::ok("Begin TLS negotiation now"))
+}
+
+/// Tokens are passwords: with TLS configured, they may not cross an
+/// unencrypted connection (RFC 3501 6.2.3, LOGINDISABLED).
+fn require_privacy(session: &Session) -> Result<(), Failure> {
+    if session.transport.login_allowed() {
+        Ok(())
+    } else {
+        Err(Failure::no(
+            Code::PrivacyRequired,
+            "Use STARTTLS or the IMAPS port before logging in: tokens must not travel in clear",
+        ))
+    }
+}
+
 pub async fn login(session: &mut Session, username: &[u8], password: &[u8]) -> Outcome {
+    require_privacy(session)?;
     let (Ok(username), Ok(token)) = (std::str::from_utf8(username), std::str::from_utf8(password))
     else {
         session.failed_logins += 1;
@@ -34,6 +65,9 @@ pub async fn authenticate(
     initial_response: Option<Secret<Cow<'_, [u8]>>>,
     out: &mut Out,
 ) -> Option<Outcome> {
+    if let Err(refusal) = require_privacy(session) {
+        return Some(Err(refusal));
+    }
     if *mechanism != AuthMechanism::Plain {
         return Some(Err(Failure::no(
             Code::Cannot,
