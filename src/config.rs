@@ -24,6 +24,34 @@ pub struct Config {
     pub domain_cache_ttl: Duration,
     pub ban_cache_ttl: Duration,
     pub limits: Limits,
+    /// Supabase mode, when `SUPABASE_URL` and a key are set.
+    pub supabase: Option<Supabase>,
+}
+
+/// Where and how to reach Supabase (DESIGN §6).
+#[derive(Debug, Clone)]
+pub struct Supabase {
+    /// The project URL, without a trailing slash.
+    pub url: String,
+    pub service_key: ServiceKey,
+    /// Domains from Supabase (`true`) or from `DATABASE_URL`.
+    pub use_domains: bool,
+    /// Bans from Supabase (`true`) or from `DATABASE_URL`.
+    pub use_bans: bool,
+    /// Deadline of each HTTP request.
+    pub timeout: Duration,
+    /// How long an account's email and subscription are remembered (0: not at all).
+    pub account_cache_ttl: Duration,
+}
+
+/// The service key; its `Debug` form hides it so that it never reaches a log.
+#[derive(Clone)]
+pub struct ServiceKey(pub String);
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceKey(***)")
+    }
 }
 
 /// Per-connection protocol limits.
@@ -123,6 +151,7 @@ impl Config {
             });
         }
         refuse_unimplemented(source)?;
+        let supabase = supabase(source)?;
         let defaults = Limits::default();
         let limits = Limits {
             max_line: number(source, "IMAP_MAX_LINE", defaults.max_line, 1024)?,
@@ -151,6 +180,7 @@ impl Config {
             domain_cache_ttl: seconds(source, "DOMAIN_CACHE_TTL", Duration::from_secs(60))?,
             ban_cache_ttl: seconds(source, "BAN_CACHE_TTL", Duration::from_secs(30))?,
             limits,
+            supabase,
         })
     }
 }
@@ -158,24 +188,8 @@ impl Config {
 /// Settings of later releases must not be silently ignored: an operator who sets
 /// them expects them to take effect.
 fn refuse_unimplemented(source: &dyn Source) -> Result<(), ConfigError> {
-    for variable in [
-        "USE_SUPABASE_BANS",
-        "USE_SUPABASE_DOMAINS",
-        "ALLOW_PLAINTEXT_AUTH",
-    ] {
-        if let Some(value) = source.get(variable) {
-            boolean(variable, &value)?;
-        }
-    }
-    for variable in ["SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_KEY"] {
-        if source.get(variable).is_some() {
-            return Err(ConfigError {
-                variable,
-                problem:
-                    "Supabase mode is not available in this release; unset it to use DATABASE_URL"
-                        .into(),
-            });
-        }
+    if let Some(value) = source.get("ALLOW_PLAINTEXT_AUTH") {
+        boolean("ALLOW_PLAINTEXT_AUTH", &value)?;
     }
     for variable in ["IMAPS_BIND", "TLS_CERT", "TLS_KEY"] {
         if source.get(variable).is_some() {
@@ -187,6 +201,57 @@ fn refuse_unimplemented(source: &dyn Source) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Supabase mode: on when the URL and a key are set; one without the other is
+/// a mistake worth stopping for. The toggles are validated even without
+/// Supabase, so a typo never waits for the day Supabase is switched on.
+fn supabase(source: &dyn Source) -> Result<Option<Supabase>, ConfigError> {
+    let use_domains = flag(source, "USE_SUPABASE_DOMAINS", true)?;
+    let use_bans = flag(source, "USE_SUPABASE_BANS", true)?;
+    let timeout = seconds(source, "SUPABASE_TIMEOUT", Duration::from_secs(5))?;
+    let account_cache_ttl =
+        Duration::from_secs(number(source, "SUPABASE_ACCOUNT_CACHE_TTL", 30, 0)?);
+    let key = source
+        .get("SUPABASE_SERVICE_KEY")
+        .or_else(|| source.get("SUPABASE_KEY"));
+    let url = match (source.get("SUPABASE_URL"), key.is_some()) {
+        (None, false) => return Ok(None),
+        (None, true) => {
+            return Err(ConfigError {
+                variable: "SUPABASE_URL",
+                problem: "must be set along with SUPABASE_SERVICE_KEY (or SUPABASE_KEY)".into(),
+            });
+        }
+        (Some(url), _) => url.trim().trim_end_matches('/').to_owned(),
+    };
+    let Some(key) = key else {
+        return Err(ConfigError {
+            variable: "SUPABASE_SERVICE_KEY",
+            problem: "must be set (or SUPABASE_KEY) when SUPABASE_URL is".into(),
+        });
+    };
+    let parsed = reqwest::Url::parse(&url).ok();
+    if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+        return Err(ConfigError {
+            variable: "SUPABASE_URL",
+            problem: format!("expected https://PROJECT.supabase.co, got {url:?}"),
+        });
+    }
+    Ok(Some(Supabase {
+        url,
+        service_key: ServiceKey(key.trim().to_owned()),
+        use_domains,
+        use_bans,
+        timeout,
+        account_cache_ttl,
+    }))
+}
+
+fn flag(source: &dyn Source, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+    source
+        .get(variable)
+        .map_or(Ok(default), |value| boolean(variable, &value))
 }
 
 /// `true/false/1/0/yes/no`, any case.
@@ -310,6 +375,54 @@ mod tests {
         }
         let e = config(&[("USE_SUPABASE_BANS", "maybe")]).unwrap_err();
         assert_eq!(e.variable, "USE_SUPABASE_BANS");
+    }
+
+    #[test]
+    fn supabase_mode_needs_a_url_and_a_key() {
+        assert!(config(&[]).unwrap().supabase.is_none());
+        let c = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co/"),
+            ("SUPABASE_KEY", "k"),
+            ("USE_SUPABASE_BANS", "no"),
+        ])
+        .unwrap();
+        let s = c.supabase.unwrap();
+        assert_eq!(s.url, "https://p.supabase.co");
+        assert_eq!(s.service_key.0, "k");
+        assert!(s.use_domains && !s.use_bans);
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        assert_eq!(s.account_cache_ttl, Duration::from_secs(30));
+        assert!(
+            !format!("{s:?}").contains("\"k\""),
+            "the key is never printed"
+        );
+        let preferred = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co"),
+            ("SUPABASE_KEY", "old"),
+            ("SUPABASE_SERVICE_KEY", "new"),
+        ])
+        .unwrap();
+        assert_eq!(preferred.supabase.unwrap().service_key.0, "new");
+        let e = config(&[("SUPABASE_URL", "https://p.supabase.co")]).unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_SERVICE_KEY");
+        let e = config(&[("SUPABASE_SERVICE_KEY", "k")]).unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_URL");
+        let e = config(&[("SUPABASE_URL", "p.supabase.co"), ("SUPABASE_KEY", "k")]).unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_URL");
+        let e = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co"),
+            ("SUPABASE_KEY", "k"),
+            ("SUPABASE_TIMEOUT", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_TIMEOUT");
+        let off = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co"),
+            ("SUPABASE_KEY", "k"),
+            ("SUPABASE_ACCOUNT_CACHE_TTL", "0"),
+        ])
+        .unwrap();
+        assert!(off.supabase.unwrap().account_cache_ttl.is_zero());
     }
 
     #[test]
