@@ -211,6 +211,18 @@ async fn the_account_is_cached_but_the_token_is_checked_every_time() {
     assert_eq!(login_answer(&server, &alice).await, INVALID);
 }
 
+/// Only accounts that may log in are cached: renewing works at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_subscription_works_at_the_next_login() {
+    let server = supabase_server(SupabaseOptions::default()).await;
+    let alice = server
+        .user_with("alice@example.com", "canceled", None)
+        .await;
+    assert_eq!(login_answer(&server, &alice).await, INACTIVE);
+    server.fake().set_subscription(&alice.id, "active");
+    assert!(login_answer(&server, &alice).await.starts_with("OK "));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_account_cache_every_login_asks_again() {
     let mode = SupabaseOptions {

@@ -54,7 +54,7 @@ fn directory(config: &Config, database: &Database) -> Result<Arc<dyn Directory>,
         account_ttl: supabase.account_cache_ttl,
     };
     tracing::info!(
-        url = %supabase.url,
+        url = %redact_url(&supabase.url),
         domains = if supabase.use_domains { "supabase" } else { "database" },
         bans = if supabase.use_bans { "supabase" } else { "database" },
         "accounts and tokens are checked through Supabase"

@@ -89,7 +89,11 @@ impl SupabaseDirectory {
             subscription_status: subscription.subscription_status,
             subscription_end_date: subscription.subscription_end_date,
         };
-        self.accounts.put(user.clone());
+        // Only accounts that may log in are remembered: a renewed subscription
+        // must work at the next login, not one TTL later.
+        if subscription_allows_login(&user, Utc::now()) {
+            self.accounts.put(user.clone());
+        }
         Ok(Some(user))
     }
 
