@@ -30,6 +30,8 @@ pub struct Config {
     /// Lets LOGIN and AUTHENTICATE through on unencrypted connections from
     /// anywhere, even with TLS configured.
     pub allow_plaintext_auth: bool,
+    /// Supabase mode, when `SUPABASE_URL` and a key are set.
+    pub supabase: Option<Supabase>,
 }
 
 /// The PEM files TLS is served from; re-read when they change.
@@ -41,6 +43,32 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// How often the files are checked for changes (SIGHUP reloads at once).
     pub reload_interval: Duration,
+}
+
+/// Where and how to reach Supabase (DESIGN §6).
+#[derive(Debug, Clone)]
+pub struct Supabase {
+    /// The project URL, without a trailing slash.
+    pub url: String,
+    pub service_key: ServiceKey,
+    /// Domains from Supabase (`true`) or from `DATABASE_URL`.
+    pub use_domains: bool,
+    /// Bans from Supabase (`true`) or from `DATABASE_URL`.
+    pub use_bans: bool,
+    /// Deadline of each HTTP request.
+    pub timeout: Duration,
+    /// How long an account's email and subscription are remembered (0: not at all).
+    pub account_cache_ttl: Duration,
+}
+
+/// The service key; its `Debug` form hides it so that it never reaches a log.
+#[derive(Clone)]
+pub struct ServiceKey(pub String);
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceKey(***)")
+    }
 }
 
 /// Per-connection protocol limits.
@@ -139,7 +167,7 @@ impl Config {
                 problem: "expected postgres://… or sqlite://…".into(),
             });
         }
-        refuse_unimplemented(source)?;
+        let supabase = supabase(source)?;
         let defaults = Limits::default();
         let limits = Limits {
             max_line: number(source, "IMAP_MAX_LINE", defaults.max_line, 1024)?,
@@ -186,6 +214,7 @@ impl Config {
             tls,
             imaps_bind,
             allow_plaintext_auth,
+            supabase,
         })
     }
 }
@@ -211,25 +240,55 @@ fn tls_files(source: &dyn Source) -> Result<Option<TlsFiles>, ConfigError> {
     }
 }
 
-/// Settings of later releases must not be silently ignored: an operator who sets
-/// them expects them to take effect.
-fn refuse_unimplemented(source: &dyn Source) -> Result<(), ConfigError> {
-    for variable in ["USE_SUPABASE_BANS", "USE_SUPABASE_DOMAINS"] {
-        if let Some(value) = source.get(variable) {
-            boolean(variable, &value)?;
-        }
-    }
-    for variable in ["SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_KEY"] {
-        if source.get(variable).is_some() {
+/// Supabase mode: on when the URL and a key are set; one without the other is
+/// a mistake worth stopping for. The toggles are validated even without
+/// Supabase, so a typo never waits for the day Supabase is switched on.
+fn supabase(source: &dyn Source) -> Result<Option<Supabase>, ConfigError> {
+    let use_domains = flag(source, "USE_SUPABASE_DOMAINS", true)?;
+    let use_bans = flag(source, "USE_SUPABASE_BANS", true)?;
+    let timeout = seconds(source, "SUPABASE_TIMEOUT", Duration::from_secs(5))?;
+    let account_cache_ttl =
+        Duration::from_secs(number(source, "SUPABASE_ACCOUNT_CACHE_TTL", 30, 0)?);
+    let key = source
+        .get("SUPABASE_SERVICE_KEY")
+        .or_else(|| source.get("SUPABASE_KEY"));
+    let url = match (source.get("SUPABASE_URL"), key.is_some()) {
+        (None, false) => return Ok(None),
+        (None, true) => {
             return Err(ConfigError {
-                variable,
-                problem:
-                    "Supabase mode is not available in this release; unset it to use DATABASE_URL"
-                        .into(),
+                variable: "SUPABASE_URL",
+                problem: "must be set along with SUPABASE_SERVICE_KEY (or SUPABASE_KEY)".into(),
             });
         }
+        (Some(url), _) => url.trim().trim_end_matches('/').to_owned(),
+    };
+    let Some(key) = key else {
+        return Err(ConfigError {
+            variable: "SUPABASE_SERVICE_KEY",
+            problem: "must be set (or SUPABASE_KEY) when SUPABASE_URL is".into(),
+        });
+    };
+    let parsed = reqwest::Url::parse(&url).ok();
+    if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+        return Err(ConfigError {
+            variable: "SUPABASE_URL",
+            problem: format!("expected https://PROJECT.supabase.co, got {url:?}"),
+        });
     }
-    Ok(())
+    Ok(Some(Supabase {
+        url,
+        service_key: ServiceKey(key.trim().to_owned()),
+        use_domains,
+        use_bans,
+        timeout,
+        account_cache_ttl,
+    }))
+}
+
+fn flag(source: &dyn Source, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+    source
+        .get(variable)
+        .map_or(Ok(default), |value| boolean(variable, &value))
 }
 
 /// `true/false/1/0/yes/no`, any case.
@@ -376,6 +435,54 @@ mod tests {
         assert_eq!(tls.key, PathBuf::from("k.pem"));
         assert_eq!(c.imaps_bind.unwrap().to_string(), "127.0.0.1:993");
         assert!(c.allow_plaintext_auth);
+    }
+
+    #[test]
+    fn supabase_mode_needs_a_url_and_a_key() {
+        assert!(config(&[]).unwrap().supabase.is_none());
+        let c = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co/"),
+            ("SUPABASE_KEY", "k"),
+            ("USE_SUPABASE_BANS", "no"),
+        ])
+        .unwrap();
+        let s = c.supabase.unwrap();
+        assert_eq!(s.url, "https://p.supabase.co");
+        assert_eq!(s.service_key.0, "k");
+        assert!(s.use_domains && !s.use_bans);
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        assert_eq!(s.account_cache_ttl, Duration::from_secs(30));
+        assert!(
+            !format!("{s:?}").contains("\"k\""),
+            "the key is never printed"
+        );
+        let preferred = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co"),
+            ("SUPABASE_KEY", "old"),
+            ("SUPABASE_SERVICE_KEY", "new"),
+        ])
+        .unwrap();
+        assert_eq!(preferred.supabase.unwrap().service_key.0, "new");
+        let e = config(&[("SUPABASE_URL", "https://p.supabase.co")]).unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_SERVICE_KEY");
+        let e = config(&[("SUPABASE_SERVICE_KEY", "k")]).unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_URL");
+        let e = config(&[("SUPABASE_URL", "p.supabase.co"), ("SUPABASE_KEY", "k")]).unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_URL");
+        let e = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co"),
+            ("SUPABASE_KEY", "k"),
+            ("SUPABASE_TIMEOUT", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "SUPABASE_TIMEOUT");
+        let off = config(&[
+            ("SUPABASE_URL", "https://p.supabase.co"),
+            ("SUPABASE_KEY", "k"),
+            ("SUPABASE_ACCOUNT_CACHE_TTL", "0"),
+        ])
+        .unwrap();
+        assert!(off.supabase.unwrap().account_cache_ttl.is_zero());
     }
 
     #[test]

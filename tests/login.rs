@@ -1,4 +1,5 @@
-//! Logging in with an IMAP token (RFC 3501 6.2, DESIGN §5), on both backends.
+//! Logging in with an IMAP token (RFC 3501 6.2, DESIGN §5), on both backends,
+//! and every scenario again in Supabase mode (DESIGN §6): same answers.
 
 mod support;
 
@@ -146,24 +147,13 @@ async fn subscriptions_gate_the_login(server: TestServer) {
 
 async fn a_login_records_when_the_token_was_used(server: TestServer) {
     let alice = server.user("alice@example.com").await;
-    let before = server
-        .database
-        .accounts
-        .token(&alice.token)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(before.last_used_at.is_none());
+    assert!(server.last_used_at(&alice.token).await.is_none());
     let started = Utc::now() - Duration::seconds(2);
     server.login(&alice).await;
-    let after = server
-        .database
-        .accounts
-        .token(&alice.token)
+    let used = server
+        .settled_last_used_at(&alice.token)
         .await
-        .unwrap()
-        .unwrap();
-    let used = after.last_used_at.expect("last_used_at is set");
+        .expect("last_used_at is set");
     assert!(
         used >= started && used <= Utc::now() + Duration::seconds(2),
         "{used}"
@@ -327,7 +317,7 @@ async fn id_namespace_and_enable_answer(server: TestServer) {
     assert!(client.run("NOOP").await.is_ok());
 }
 
-on_both_backends!(
+in_every_mode!(
     a_valid_token_logs_in_and_announces_capabilities,
     the_login_name_is_case_insensitive,
     an_unknown_token_is_refused,

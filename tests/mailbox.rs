@@ -480,3 +480,60 @@ async fn domain_cache_on_postgres() {
 async fn domain_cache_on_sqlite() {
     domain_cache(Backend::Sqlite).await;
 }
+
+in_supabase_mode!(
+    addresses_are_created_on_owned_subdomain_and_global_domains,
+    addresses_on_other_domains_are_refused,
+    banned_domains_and_addresses_are_refused,
+    a_taken_address_cannot_be_created_again,
+    deleting_an_address_releases_it_and_its_mail,
+    another_customers_address_looks_like_nothing_at_all,
+    status_counts_only_visible_mail,
+    a_banned_address_cannot_be_opened,
+);
+
+/// Mixed mode: accounts in Supabase, domains and bans in `DATABASE_URL`
+/// (`USE_SUPABASE_DOMAINS=false`, `USE_SUPABASE_BANS=false`). The fixtures
+/// follow the toggles, so the same scenarios prove the rows are read there.
+mod supabase_accounts_with_local_rules {
+    use super::support::{Backend, Options, SupabaseOptions, TestServer};
+
+    async fn mixed(backend: Backend, use_domains: bool, use_bans: bool) -> TestServer {
+        let mode = SupabaseOptions {
+            use_domains,
+            use_bans,
+            ..SupabaseOptions::default()
+        };
+        TestServer::start_with(backend, Options::supabase_with(mode)).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn domains_and_bans_from_postgres() {
+        let server = mixed(Backend::Postgres, false, false).await;
+        super::banned_domains_and_addresses_are_refused(server).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn domains_from_postgres_bans_from_supabase() {
+        let server = mixed(Backend::Postgres, false, true).await;
+        super::banned_domains_and_addresses_are_refused(server).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn domains_from_supabase_bans_from_postgres() {
+        let server = mixed(Backend::Postgres, true, false).await;
+        super::banned_domains_and_addresses_are_refused(server).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_domains_refused_from_sqlite() {
+        let server = mixed(Backend::Sqlite, false, false).await;
+        super::addresses_on_other_domains_are_refused(server).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_banned_address_from_sqlite_cannot_be_opened() {
+        let server = mixed(Backend::Sqlite, false, false).await;
+        super::a_banned_address_cannot_be_opened(server).await;
+    }
+}

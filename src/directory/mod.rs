@@ -4,14 +4,21 @@
 pub mod bans;
 pub mod cache;
 pub mod domains;
+pub mod policy;
 pub mod sql;
+pub mod supabase;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
 
 pub use bans::{BanList, Scope};
-pub use sql::SqlDirectory;
+pub use sql::{SqlDirectory, subscription_allows_login};
+pub use supabase::SupabaseDirectory;
+
+use crate::store::UserRecord;
 
 /// A customer who logged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +72,49 @@ pub trait Directory: Send + Sync {
     async fn may_create_address(&self, user_id: &str, address: &str) -> Result<(), AddressRefusal>;
     /// The active bans, from the cache.
     async fn bans(&self) -> Result<Arc<BanList>, Unavailable>;
+}
+
+impl Account {
+    /// The account of a user who passed every check.
+    pub fn of(user: UserRecord) -> Account {
+        Account {
+            user_id: user.id,
+            email: user.email.to_lowercase(),
+        }
+    }
+}
+
+/// The token a lookup returned must be the one presented. The lookup is by
+/// index; comparing what came back in constant time keeps timing from telling
+/// anything about the stored token.
+pub fn check_token(stored: &str, presented: &str) -> Result<(), AuthError> {
+    if bool::from(stored.as_bytes().ct_eq(presented.as_bytes())) {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidToken)
+    }
+}
+
+/// The checks after a token was found, in the order that never confirms a
+/// token to the wrong user: the owner's email first (a mismatch is the same
+/// answer as an unknown token, even for an expired one), then the expiry,
+/// then the subscription. Every directory runs these, so answers are identical.
+pub fn check_owner(
+    login: &str,
+    expires_at: Option<DateTime<Utc>>,
+    owner: &UserRecord,
+    now: DateTime<Utc>,
+) -> Result<(), AuthError> {
+    if !owner.email.trim().eq_ignore_ascii_case(login.trim()) {
+        return Err(AuthError::InvalidToken);
+    }
+    if expires_at.is_some_and(|expiry| expiry <= now) {
+        return Err(AuthError::Expired);
+    }
+    if !subscription_allows_login(owner, now) {
+        return Err(AuthError::SubscriptionInactive);
+    }
+    Ok(())
 }
 
 /// Splits and checks a disposable address: `local@domain`, with a plain

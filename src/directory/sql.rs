@@ -6,17 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use subtle::ConstantTimeEq;
 
-use super::cache::Refreshing;
-use super::domains::{DomainList, DomainRefusal};
+use super::policy::{AddressPolicy, Origin};
 use super::*;
 use crate::store::{AccountStore, StoreError, UserRecord};
 
 pub struct SqlDirectory {
     accounts: Arc<dyn AccountStore>,
-    domains: Refreshing<DomainList>,
-    bans: Refreshing<BanList>,
+    policy: AddressPolicy,
 }
 
 impl SqlDirectory {
@@ -25,17 +22,11 @@ impl SqlDirectory {
         domain_ttl: Duration,
         ban_ttl: Duration,
     ) -> SqlDirectory {
+        let origin = Origin::Sql(accounts.clone());
         SqlDirectory {
             accounts,
-            domains: Refreshing::new("domains", domain_ttl),
-            bans: Refreshing::new("bans", ban_ttl),
+            policy: AddressPolicy::new(origin.clone(), domain_ttl, origin, ban_ttl),
         }
-    }
-
-    async fn domain_list(&self) -> Result<Arc<DomainList>, StoreError> {
-        self.domains
-            .get(|| async { Ok(DomainList::new(self.accounts.domains().await?)) })
-            .await
     }
 }
 
@@ -68,66 +59,28 @@ impl Directory for SqlDirectory {
             .await
             .map_err(unavailable)?
             .ok_or(AuthError::InvalidToken)?;
-        // The lookup is by index; the comparison of what came back is constant-time
-        // so that nothing about the stored token leaks through timing.
-        if !bool::from(record.token.as_bytes().ct_eq(token.as_bytes())) {
-            return Err(AuthError::InvalidToken);
-        }
+        check_token(&record.token, token)?;
         let user = self
             .accounts
             .user(&record.user_id)
             .await
             .map_err(unavailable)?
             .ok_or(AuthError::InvalidToken)?;
-        if !user.email.trim().eq_ignore_ascii_case(login.trim()) {
-            return Err(AuthError::InvalidToken);
-        }
         let now = Utc::now();
-        if record.expires_at.is_some_and(|expiry| expiry <= now) {
-            return Err(AuthError::Expired);
-        }
-        if !subscription_allows_login(&user, now) {
-            return Err(AuthError::SubscriptionInactive);
-        }
+        check_owner(login, record.expires_at, &user, now)?;
         self.accounts
             .touch_token(&record.id, now)
             .await
             .map_err(unavailable)?;
-        Ok(Account {
-            user_id: user.id,
-            email: user.email.to_lowercase(),
-        })
+        Ok(Account::of(user))
     }
 
     async fn may_create_address(&self, user_id: &str, address: &str) -> Result<(), AddressRefusal> {
-        let (address, domain) = parse_address(address)?;
-        let bans = self.bans().await.map_err(|_| AddressRefusal::Unavailable)?;
-        if bans.is_banned(Scope::Domain, &domain) {
-            return Err(AddressRefusal::DomainBanned);
-        }
-        if bans.is_banned(Scope::Email, &address) {
-            return Err(AddressRefusal::AddressBanned);
-        }
-        let domains = self.domain_list().await.map_err(|error| {
-            tracing::error!(%error, "cannot load domains");
-            AddressRefusal::Unavailable
-        })?;
-        domains
-            .check(user_id, &domain)
-            .map_err(|refusal| match refusal {
-                DomainRefusal::NotYours => AddressRefusal::NotYourDomain,
-                DomainRefusal::Inactive => AddressRefusal::DomainInactive,
-            })
+        self.policy.may_create_address(user_id, address).await
     }
 
     async fn bans(&self) -> Result<Arc<BanList>, Unavailable> {
-        self.bans
-            .get(|| async { Ok::<_, StoreError>(BanList::new(&self.accounts.bans().await?)) })
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "cannot load bans");
-                Unavailable(error.to_string())
-            })
+        self.policy.bans().await
     }
 }
 

@@ -16,7 +16,8 @@ use super::handler::{self, Security};
 use super::stream::Stream;
 use super::tls::{Certificates, TlsError};
 use crate::config::{Config, redact_url};
-use crate::directory::SqlDirectory;
+use crate::directory::supabase::{SupabaseClient, SupabaseSettings};
+use crate::directory::{Directory, SqlDirectory, SupabaseDirectory};
 use crate::imap::{Services, Transport};
 use crate::store::Database;
 
@@ -35,6 +36,8 @@ pub enum StartError {
     Database { url: String, reason: String },
     #[error("{0}")]
     Tls(#[from] TlsError),
+    #[error("cannot set up Supabase: {0}")]
+    Supabase(String),
 }
 
 /// Who may log in without TLS once TLS is configured.
@@ -56,6 +59,37 @@ struct Tls {
     cleartext: CleartextLogin,
 }
 
+/// Supabase when configured (DESIGN §6), else the SQL database.
+fn directory(config: &Config, database: &Database) -> Result<Arc<dyn Directory>, StartError> {
+    let Some(supabase) = &config.supabase else {
+        return Ok(Arc::new(SqlDirectory::new(
+            database.accounts.clone(),
+            config.domain_cache_ttl,
+            config.ban_cache_ttl,
+        )));
+    };
+    let client = SupabaseClient::new(&supabase.url, &supabase.service_key.0, supabase.timeout)
+        .map_err(|e| StartError::Supabase(e.to_string()))?;
+    let settings = SupabaseSettings {
+        use_domains: supabase.use_domains,
+        use_bans: supabase.use_bans,
+        domain_ttl: config.domain_cache_ttl,
+        ban_ttl: config.ban_cache_ttl,
+        account_ttl: supabase.account_cache_ttl,
+    };
+    tracing::info!(
+        url = %redact_url(&supabase.url),
+        domains = if supabase.use_domains { "supabase" } else { "database" },
+        bans = if supabase.use_bans { "supabase" } else { "database" },
+        "accounts and tokens are checked through Supabase"
+    );
+    Ok(Arc::new(SupabaseDirectory::new(
+        client,
+        database.accounts.clone(),
+        &settings,
+    )))
+}
+
 /// How long shutdown waits for sessions to finish their BYE.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -75,11 +109,7 @@ impl Server {
                 url: redact_url(&config.database_url),
                 reason: e.to_string(),
             })?;
-        let directory = Arc::new(SqlDirectory::new(
-            database.accounts.clone(),
-            config.domain_cache_ttl,
-            config.ban_cache_ttl,
-        ));
+        let directory = directory(config, &database)?;
         let services = Arc::new(Services {
             store: database.mail.clone(),
             directory,

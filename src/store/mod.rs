@@ -390,6 +390,26 @@ impl Database {
     }
 }
 
+/// A ban as the deployment stores it: a missing `match_type` is `exact`, a
+/// missing `status` is `active`. Shared by every backend that reads bans.
+pub fn ban_from_row(
+    (id, scope, value, match_type, status): (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    ),
+) -> BanRecord {
+    BanRecord {
+        id,
+        scope,
+        value,
+        match_type: match_type.unwrap_or_else(|| "exact".into()),
+        active: status.as_deref().unwrap_or("active") == "active",
+    }
+}
+
 /// A fresh lower-case UUID, the id form both backends store.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -1010,21 +1010,3 @@ impl UserRow {
         }
     }
 }
-
-pub(super) fn ban_from_row(
-    (id, scope, value, match_type, status): (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    ),
-) -> BanRecord {
-    BanRecord {
-        id,
-        scope,
-        value,
-        match_type: match_type.unwrap_or_else(|| "exact".into()),
-        active: status.as_deref().unwrap_or("active") == "active",
-    }
-}

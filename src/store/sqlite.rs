@@ -10,7 +10,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
-use super::postgres::{ban_from_row, entries, state_from_row};
+use super::ban_from_row;
+use super::postgres::{entries, state_from_row};
 use super::*;
 use crate::notify::Hub;
 

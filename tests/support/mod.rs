@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod supabase;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use imap_server::config::{Limits, TlsFiles};
-use imap_server::directory::SqlDirectory;
+use imap_server::directory::supabase::{SupabaseClient, SupabaseSettings};
+use imap_server::directory::{Directory, SqlDirectory, SupabaseDirectory};
 use imap_server::imap::Services;
 use imap_server::server::tls::Certificates;
 use imap_server::server::{CleartextLogin, Server};
@@ -23,6 +25,8 @@ use imap_server::store::{
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use self::supabase::{FakeSupabase, SERVICE_KEY};
 
 /// How long a test waits for an answer before calling the server hung.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -41,6 +45,8 @@ pub struct Options {
     pub limits: Limits,
     /// STARTTLS and an implicit-TLS listener with these files.
     pub tls: Option<(TlsFiles, CleartextLogin)>,
+    /// Accounts in a fake Supabase instead of the SQL database.
+    pub supabase: Option<SupabaseOptions>,
 }
 
 impl Default for Options {
@@ -51,6 +57,47 @@ impl Default for Options {
             ban_ttl: Duration::ZERO,
             limits: Limits::default(),
             tls: None,
+            supabase: None,
+        }
+    }
+}
+
+impl Options {
+    /// Supabase mode with everything (accounts, domains, bans) in Supabase.
+    pub fn supabase() -> Options {
+        Options::supabase_with(SupabaseOptions::default())
+    }
+
+    pub fn supabase_with(supabase: SupabaseOptions) -> Options {
+        Options {
+            supabase: Some(supabase),
+            ..Options::default()
+        }
+    }
+}
+
+/// How a test server uses the fake Supabase.
+#[derive(Clone)]
+pub struct SupabaseOptions {
+    pub use_domains: bool,
+    pub use_bans: bool,
+    pub timeout: Duration,
+    pub account_ttl: Duration,
+    /// Talk to this URL instead of the fake (which still holds the fixtures).
+    pub url: Option<String>,
+    /// The key the server sends.
+    pub key: String,
+}
+
+impl Default for SupabaseOptions {
+    fn default() -> SupabaseOptions {
+        SupabaseOptions {
+            use_domains: true,
+            use_bans: true,
+            timeout: Duration::from_secs(5),
+            account_ttl: Duration::from_secs(30),
+            url: None,
+            key: SERVICE_KEY.to_owned(),
         }
     }
 }
@@ -62,6 +109,9 @@ pub struct TestServer {
     pub database: Database,
     pub url: String,
     pub backend: Backend,
+    /// The fake Supabase, in Supabase mode.
+    pub supabase: Option<Arc<FakeSupabase>>,
+    options: Options,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -97,13 +147,37 @@ impl TestServer {
         let database = Database::open(&url, 10)
             .await
             .expect("open the test database");
-        let services = Arc::new(Services {
-            store: database.mail.clone(),
-            directory: Arc::new(SqlDirectory::new(
+        let fake = match &options.supabase {
+            Some(_) => Some(Arc::new(FakeSupabase::start().await)),
+            None => None,
+        };
+        let directory: Arc<dyn Directory> = match (&options.supabase, &fake) {
+            (Some(mode), Some(fake)) => {
+                let url = mode.url.clone().unwrap_or_else(|| fake.url());
+                let client = SupabaseClient::new(&url, &mode.key, mode.timeout)
+                    .expect("build the Supabase client");
+                let settings = SupabaseSettings {
+                    use_domains: mode.use_domains,
+                    use_bans: mode.use_bans,
+                    domain_ttl: options.domain_ttl,
+                    ban_ttl: options.ban_ttl,
+                    account_ttl: mode.account_ttl,
+                };
+                Arc::new(SupabaseDirectory::new(
+                    client,
+                    database.accounts.clone(),
+                    &settings,
+                ))
+            }
+            _ => Arc::new(SqlDirectory::new(
                 database.accounts.clone(),
                 options.domain_ttl,
                 options.ban_ttl,
             )),
+        };
+        let services = Arc::new(Services {
+            store: database.mail.clone(),
+            directory,
             limits: options.limits.clone(),
         });
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
@@ -129,8 +203,68 @@ impl TestServer {
             database,
             url,
             backend,
+            supabase: fake,
+            options,
             _dir: dir,
         }
+    }
+
+    /// The fake Supabase; panics outside Supabase mode.
+    pub fn fake(&self) -> &FakeSupabase {
+        self.supabase.as_deref().expect("a server in Supabase mode")
+    }
+
+    /// Where domain fixtures go: the fake when domains come from Supabase.
+    fn domains_in_supabase(&self) -> Option<&FakeSupabase> {
+        let mode = self.options.supabase.as_ref()?;
+        mode.use_domains.then(|| self.fake())
+    }
+
+    fn bans_in_supabase(&self) -> Option<&FakeSupabase> {
+        let mode = self.options.supabase.as_ref()?;
+        mode.use_bans.then(|| self.fake())
+    }
+
+    /// When the token was last used, as the directory recorded it.
+    pub async fn last_used_at(&self, token: &str) -> Option<DateTime<Utc>> {
+        match &self.supabase {
+            Some(fake) => fake
+                .row("imap_tokens", "token", token)
+                .and_then(|row| {
+                    row.get("last_used_at")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                })
+                .map(|text| {
+                    DateTime::parse_from_rfc3339(&text)
+                        .expect("last_used_at is RFC 3339")
+                        .with_timezone(&Utc)
+                }),
+            None => {
+                self.database
+                    .accounts
+                    .token(token)
+                    .await
+                    .expect("read the token")
+                    .expect("the token exists")
+                    .last_used_at
+            }
+        }
+    }
+
+    /// `last_used_at` once the login's bookkeeping is done: the SQL directory
+    /// records it before answering, Supabase mode just after.
+    pub async fn settled_last_used_at(&self, token: &str) -> Option<DateTime<Utc>> {
+        if let Some(fake) = &self.supabase {
+            let id = fake
+                .row("imap_tokens", "token", token)
+                .and_then(|row| row.get("id").and_then(|v| v.as_str()).map(str::to_owned))
+                .expect("the token exists");
+            let filter = format!("eq.{id}");
+            fake.wait_for_request(|r| r.method == "PATCH" && r.param("id") == Some(&filter))
+                .await;
+        }
+        self.last_used_at(token).await
     }
 
     pub async fn connect(&self) -> Client {
@@ -150,16 +284,20 @@ impl TestServer {
     /// A customer with the given subscription and a token valid for a year.
     pub async fn user_with(&self, email: &str, status: &str, end: Option<DateTime<Utc>>) -> User {
         let id = new_id();
-        self.database
-            .accounts
-            .add_user(&UserRecord {
-                id: id.clone(),
-                email: email.to_owned(),
-                subscription_status: Some(status.to_owned()),
-                subscription_end_date: end,
-            })
-            .await
-            .expect("add user");
+        if let Some(fake) = &self.supabase {
+            fake.add_user(&id, email, Some(status), end);
+        } else {
+            self.database
+                .accounts
+                .add_user(&UserRecord {
+                    id: id.clone(),
+                    email: email.to_owned(),
+                    subscription_status: Some(status.to_owned()),
+                    subscription_end_date: end,
+                })
+                .await
+                .expect("add user");
+        }
         let token = self
             .token(&id, Some(Utc::now() + chrono::Duration::days(365)))
             .await;
@@ -176,6 +314,10 @@ impl TestServer {
 
     pub async fn token(&self, user_id: &str, expires_at: Option<DateTime<Utc>>) -> String {
         let token = format!("tok-{}", new_id());
+        if let Some(fake) = &self.supabase {
+            fake.add_token(&new_id(), user_id, &token, expires_at);
+            return token;
+        }
         self.database
             .accounts
             .add_token(&TokenRecord {
@@ -192,6 +334,16 @@ impl TestServer {
     }
 
     pub async fn domain(&self, name: &str, owner: Option<&User>, active: bool, global: bool) {
+        if let Some(fake) = self.domains_in_supabase() {
+            fake.add_domain(
+                &new_id(),
+                name,
+                owner.map(|u| u.id.as_str()),
+                active,
+                global,
+            );
+            return;
+        }
         self.database
             .accounts
             .add_domain(&DomainRecord {
@@ -214,6 +366,10 @@ impl TestServer {
     }
 
     pub async fn ban(&self, scope: &str, value: &str, match_type: &str) {
+        if let Some(fake) = self.bans_in_supabase() {
+            fake.add_ban(&new_id(), scope, value, match_type, "active");
+            return;
+        }
         self.database
             .accounts
             .add_ban(&BanRecord {
@@ -472,5 +628,41 @@ macro_rules! on_both_backends {
                 }
             )*
         }
+    };
+}
+
+/// Runs each named scenario in Supabase mode (accounts, domains and bans in
+/// the fake Supabase; inboxes and mail in PostgreSQL, and in SQLite).
+#[macro_export]
+macro_rules! in_supabase_mode {
+    ($($scenario:ident),* $(,)?) => {
+        mod supabase_on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    use super::support::{Backend, Options, TestServer};
+                    super::$scenario(TestServer::start_with(Backend::Postgres, Options::supabase()).await).await;
+                }
+            )*
+        }
+        mod supabase_on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    use super::support::{Backend, Options, TestServer};
+                    super::$scenario(TestServer::start_with(Backend::Sqlite, Options::supabase()).await).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Runs each scenario on both backends and again in Supabase mode: for
+/// behaviour that must not depend on where accounts live.
+#[macro_export]
+macro_rules! in_every_mode {
+    ($($scenario:ident),* $(,)?) => {
+        on_both_backends!($($scenario),*);
+        in_supabase_mode!($($scenario),*);
     };
 }
