@@ -64,6 +64,14 @@ async fn pipelined_commands_are_answered_in_order(server: TestServer) {
     }
 }
 
+async fn bare_empty_lines_between_commands_are_ignored(server: TestServer) {
+    let mut client = server.connect().await;
+    // iOS sends an empty line between commands (DESIGN §10).
+    client.send(b"\r\ne1 NOOP\r\n\r\n\r\ne2 NOOP\r\n").await;
+    assert_eq!(client.line().await, "e1 OK NOOP completed");
+    assert_eq!(client.line().await, "e2 OK NOOP completed");
+}
+
 async fn an_over_long_line_is_refused_and_the_connection_stays_usable(server: TestServer) {
     let mut client = server.connect().await;
     let mut line = b"long NOOP ".to_vec();
@@ -132,6 +140,7 @@ on_both_backends!(
     echoed_responses_are_ignored,
     malformed_commands_get_a_tagged_bad,
     pipelined_commands_are_answered_in_order,
+    bare_empty_lines_between_commands_are_ignored,
     an_over_long_line_is_refused_and_the_connection_stays_usable,
     an_oversized_literal_is_refused_before_it_is_sent,
     random_bytes_neither_crash_nor_stall_the_server,
