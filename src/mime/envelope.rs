@@ -14,8 +14,15 @@
 //!   addresses for From/Sender/Reply-To/To/Cc/Bcc;
 //! - addresses that do not parse get the placeholders `MISSING_MAILBOX`,
 //!   `MISSING_DOMAIN` and `SYNTAX_ERROR`;
-//! - 8-bit bytes go out in a literal, as Dovecot does. A value that is not
-//!   valid UTF-8 is made valid (U+FFFD) first, since the result is a `String`.
+//!
+//! One deliberate difference: Dovecot sends 8-bit header bytes raw (in a
+//! literal), but a session that has not enabled UTF8=ACCEPT (we offer no
+//! session that) must get 7-bit strings (DESIGN §10). So a value with 8-bit
+//! bytes is made valid UTF-8 (U+FFFD for what is not) and goes out as RFC 2047
+//! encoded words in a quoted string; see `ImapOut::string`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64_STANDARD;
 
 use super::bodystructure::{HeaderLine, next_header_line};
 
@@ -156,8 +163,8 @@ fn write_addresses(out: &mut ImapOut, list: &[Addr]) {
 // ---------------------------------------------------------------------------
 // IMAP strings
 
-/// An IMAP response fragment being built. Every string written is made valid
-/// UTF-8 first, so the whole is valid UTF-8 and literal lengths stay exact.
+/// An IMAP response fragment being built. Every string written is 7-bit
+/// (non-ASCII text goes out as encoded words), so the whole is ASCII.
 #[derive(Debug, Default)]
 pub(crate) struct ImapOut {
     buf: Vec<u8>,
@@ -165,6 +172,10 @@ pub(crate) struct ImapOut {
 
 /// Dovecot switches from a quoted string to a literal at the fifth `"` or `\`.
 const QUOTED_MAX_ESCAPES: usize = 4;
+
+/// Bytes of text in one encoded word: RFC 2047 allows 75 characters, of which
+/// `=?UTF-8?B?` and `?=` take 12, leaving 63, so 60 of base64 (45 bytes).
+const ENCODED_WORD_MAX_BYTES: usize = 45;
 
 impl ImapOut {
     pub(crate) fn push(&mut self, bytes: &[u8]) {
@@ -176,7 +187,7 @@ impl ImapOut {
     }
 
     pub(crate) fn into_string(self) -> String {
-        // Every piece pushed is ASCII or came through `String::from_utf8_lossy`.
+        // Every piece pushed is ASCII (see `string` and `string_for_humans`).
         String::from_utf8(self.buf)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
@@ -189,10 +200,14 @@ impl ImapOut {
         }
     }
 
-    /// A quoted string when it can be one, else a literal.
+    /// A quoted string when it can be one, else a literal; encoded words
+    /// when the value is not ASCII.
     pub(crate) fn string(&mut self, value: &[u8]) {
-        let value = c_string(value);
-        let value = String::from_utf8_lossy(value);
+        let value = String::from_utf8_lossy(c_string(value));
+        if !value.is_ascii() {
+            self.encoded_words(&value);
+            return;
+        }
         let value = value.as_bytes();
         let mut escapes = 0;
         let literal = value.iter().any(|&c| match c {
@@ -242,7 +257,8 @@ impl ImapOut {
     /// Dovecot's `imap_append_string_for_humans`: TABs become spaces, runs of
     /// spaces one space, CR/LF go, leading and trailing space is trimmed. If
     /// anything changed (or a `"`, `\` or 8-bit byte is present) the result is
-    /// a literal, otherwise the plain quoted string.
+    /// a literal, otherwise the plain quoted string. A result that is not
+    /// ASCII goes out as encoded words instead.
     pub(crate) fn string_for_humans(&mut self, value: &[u8]) {
         let value = c_string(value);
         let value = String::from_utf8_lossy(value);
@@ -326,7 +342,37 @@ impl ImapOut {
         if last_lwsp && clean.last() == Some(&b' ') {
             clean.pop();
         }
-        self.literal(&clean);
+        match std::str::from_utf8(&clean) {
+            // `src` is valid UTF-8 and only ASCII bytes were dropped or replaced.
+            Ok(text) if !text.is_ascii() => self.encoded_words(text),
+            _ => self.literal(&clean),
+        }
+    }
+
+    /// `text` as RFC 2047 encoded words (`=?UTF-8?B?...?=`) in a quoted
+    /// string, so that no 8-bit byte reaches a client that has not enabled
+    /// UTF8=ACCEPT (RFC 6855 section 3; DESIGN §10). The whole value is
+    /// encoded, so decoding gives it back exactly: a decoder drops the spaces
+    /// between adjacent encoded words (RFC 2047 section 6.2). Each word stays
+    /// within RFC 2047's 75 characters and holds whole UTF-8 characters.
+    fn encoded_words(&mut self, text: &str) {
+        self.buf.push(b'"');
+        let mut rest = text;
+        while !rest.is_empty() {
+            let mut take = rest.len().min(ENCODED_WORD_MAX_BYTES);
+            while !rest.is_char_boundary(take) {
+                take -= 1;
+            }
+            if rest.len() != text.len() {
+                self.buf.push(b' ');
+            }
+            self.buf.extend_from_slice(b"=?UTF-8?B?");
+            self.buf
+                .extend_from_slice(BASE64_STANDARD.encode(&rest[..take]).as_bytes());
+            self.buf.extend_from_slice(b"?=");
+            rest = &rest[take..];
+        }
+        self.buf.push(b'"');
     }
 
     fn literal(&mut self, value: &[u8]) {
@@ -1324,24 +1370,78 @@ To: bob@example.net\r\nSubject: Hi\r\nMessage-ID: <1@example.org>\r\n\r\nbody\r\
     }
 
     #[test]
-    fn strings_become_literals_for_8bit_line_breaks_and_many_quotes() {
+    fn strings_become_literals_for_line_breaks_and_many_quotes() {
         let mut out = ImapOut::default();
-        out.string("café".as_bytes());
+        out.string(b"a\r\nb");
         out.push(b" ");
         out.string(br#"a"b\c"#);
         out.push(b" ");
         out.string(br#"""""""#);
         assert_eq!(
             out.into_string(),
-            "{5}\r\ncafé \"a\\\"b\\\\c\" {5}\r\n\"\"\"\"\""
+            "{4}\r\na\r\nb \"a\\\"b\\\\c\" {5}\r\n\"\"\"\"\""
         );
     }
 
     #[test]
-    fn invalid_utf8_is_replaced_and_literal_lengths_follow() {
+    fn utf8_goes_out_as_an_encoded_word_in_a_quoted_string() {
+        let mut out = ImapOut::default();
+        out.string("café".as_bytes());
+        assert_eq!(out.into_string(), "\"=?UTF-8?B?Y2Fmw6k=?=\"");
+        // Quotes and line breaks inside are encoded too: no literal needed.
+        let mut out = ImapOut::default();
+        out.nstring_nolf(Some("\"é\"\r\n x".as_bytes()));
+        assert_eq!(out.into_string(), "\"=?UTF-8?B?IsOpIiB4?=\"");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_before_encoding() {
         let mut out = ImapOut::default();
         out.string(b"caf\xe9");
-        assert_eq!(out.into_string(), "{6}\r\ncaf\u{FFFD}");
+        assert_eq!(out.into_string(), "\"=?UTF-8?B?Y2Fm77+9?=\"");
+    }
+
+    #[test]
+    fn long_values_split_into_encoded_words_between_characters() {
+        // 40 two-byte characters: 45 bytes would cut the 23rd in half.
+        let text = "é".repeat(40);
+        let mut out = ImapOut::default();
+        out.string(text.as_bytes());
+        let out = out.into_string();
+        let inner = &out[1..out.len() - 1];
+        let words: Vec<&str> = inner.split(' ').collect();
+        assert_eq!(words.len(), 2);
+        let mut decoded = Vec::new();
+        for word in &words {
+            assert!(word.len() <= 75, "{word} is longer than RFC 2047 allows");
+            let b64 = word
+                .strip_prefix("=?UTF-8?B?")
+                .and_then(|w| w.strip_suffix("?="))
+                .unwrap();
+            let bytes = BASE64_STANDARD.decode(b64).unwrap();
+            assert!(
+                std::str::from_utf8(&bytes).is_ok(),
+                "{word} splits a character"
+            );
+            decoded.extend(bytes);
+        }
+        assert_eq!(decoded, text.as_bytes());
+        assert_eq!(words[0].len(), 10 + 60 + 2);
+    }
+
+    #[test]
+    fn human_strings_are_cleaned_then_encoded() {
+        let mut out = ImapOut::default();
+        out.string_for_humans("  Zoë\t\r\n  Ärger ".as_bytes());
+        assert_eq!(out.into_string(), "\"=?UTF-8?B?Wm/DqyDDhHJnZXI=?=\"");
+        assert_eq!(
+            addresses("Zoë Ärger <zoe@example.de>"),
+            "((\"=?UTF-8?B?Wm/DqyDDhHJnZXI=?=\" NIL \"zoe\" \"example.de\"))"
+        );
+        assert_eq!(
+            addresses("zoë@bücher.example"),
+            "((NIL NIL \"=?UTF-8?B?em/Dqw==?=\" \"=?UTF-8?B?YsO8Y2hlci5leGFtcGxl?=\"))"
+        );
     }
 
     #[test]
@@ -1368,7 +1468,7 @@ To: bob@example.net\r\nSubject: Hi\r\nMessage-ID: <1@example.org>\r\n\r\nbody\r\
     fn nul_bytes_become_replacement_characters() {
         assert_eq!(
             envelope(b"Subject: a\0b\r\n\r\n"),
-            "(NIL {5}\r\na\u{FFFD}b NIL NIL NIL NIL NIL NIL NIL NIL)"
+            "(NIL \"=?UTF-8?B?Ye+/vWI=?=\" NIL NIL NIL NIL NIL NIL NIL NIL)"
         );
     }
 }
