@@ -101,16 +101,7 @@ impl Content {
 impl Lexer<'_> {
     /// A MIME token (RFC 2045), dots allowed.
     pub(crate) fn parse_mime_token(&mut self, out: &mut Vec<u8>) -> Ret {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if !(is_token_char(c) || c == b'.') {
-                self.append(out, start, self.pos);
-                return self.skip_lwsp();
-            }
-            self.pos += 1;
-        }
-        self.append(out, start, self.pos);
-        Ret::End
+        self.take_while(out, |c| is_token_char(c) || c == b'.')
     }
 
     /// `type/subtype` of a Content-Type value. On a syntax error `out` is

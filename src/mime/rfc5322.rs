@@ -72,64 +72,52 @@ impl<'a> Lexer<'a> {
         if self.at_end() { Ret::End } else { Ret::More }
     }
 
-    pub(super) fn append(&self, out: &mut Vec<u8>, start: usize, end: usize) {
+    fn append(&self, out: &mut Vec<u8>, start: usize, end: usize) {
         if start < end {
             out.extend_from_slice(&self.data[start..end]);
         }
     }
 
     fn skip_comment(&mut self) -> Ret {
-        let mut level = 1;
-        if let Some(comment) = &mut self.last_comment {
-            comment.clear();
+        // The comment's text is kept only when the caller asked for it.
+        let mut comment = self.last_comment.take();
+        if let Some(text) = &mut comment {
+            text.clear();
         }
+        let ret = self.scan_comment(comment.as_mut());
+        self.last_comment = comment;
+        ret
+    }
+
+    /// The comment starting at `pos` (at its `(`), nested ones included; its
+    /// text, unfolded and unescaped, goes to `text` when given.
+    fn scan_comment(&mut self, mut text: Option<&mut Vec<u8>>) -> Ret {
+        let mut level = 1;
         self.pos += 1;
         let mut start = self.pos;
         while self.pos < self.data.len() {
+            if let Some(text) = text.as_deref_mut()
+                && self.unfold_or_replace_nul(text, &mut start)
+            {
+                self.pos += 1;
+                continue;
+            }
             match self.data[self.pos] {
-                0 => {
-                    if self.replace_nul
-                        && let Some(comment) = &mut self.last_comment
-                    {
-                        comment.extend_from_slice(&self.data[start..self.pos]);
-                        comment.extend_from_slice(NUL_REPLACEMENT);
-                        start = self.pos + 1;
-                    }
-                }
                 b'(' => level += 1,
                 b')' => {
                     level -= 1;
                     if level == 0 {
-                        if let Some(comment) = &mut self.last_comment {
-                            comment.extend_from_slice(&self.data[start..self.pos]);
+                        if let Some(text) = text {
+                            self.append(text, start, self.pos);
                         }
                         self.pos += 1;
                         return self.more_or_end();
                     }
                 }
-                b'\n' => {
-                    if let Some(comment) = &mut self.last_comment {
-                        let mut end = self.pos;
-                        if end > start && self.data[end - 1] == b'\r' {
-                            end -= 1;
-                        }
-                        comment.extend_from_slice(&self.data[start..end]);
-                        start = self.pos + 1;
-                    }
-                }
                 b'\\' => {
-                    self.pos += 1;
-                    if self.pos >= self.data.len() {
+                    let complete = self.quoted_pair(text.as_deref_mut(), &mut start);
+                    if !complete {
                         return Ret::Err;
-                    }
-                    if matches!(self.data[self.pos], b'\r' | b'\n' | 0) {
-                        // Keep the backslash; the line break is handled next.
-                        self.pos -= 1;
-                    } else {
-                        if let Some(comment) = &mut self.last_comment {
-                            comment.extend_from_slice(&self.data[start..self.pos - 1]);
-                        }
-                        start = self.pos;
                     }
                 }
                 _ => {}
@@ -137,6 +125,45 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
         }
         Ret::Err
+    }
+
+    /// At a `\` in a quoted string or comment (a quoted-pair): the backslash
+    /// is dropped, the text before it going to `out`, unless a line break or
+    /// NUL follows (then it stays, and that byte is handled next). `false`
+    /// when the data ends after the backslash.
+    fn quoted_pair(&mut self, out: Option<&mut Vec<u8>>, start: &mut usize) -> bool {
+        self.pos += 1;
+        if self.pos >= self.data.len() {
+            return false;
+        }
+        if matches!(self.data[self.pos], b'\r' | b'\n' | 0) {
+            self.pos -= 1;
+        } else {
+            if let Some(out) = out {
+                self.append(out, *start, self.pos - 1);
+            }
+            *start = self.pos;
+        }
+        true
+    }
+
+    /// Inside a quoted string, comment or domain literal, at a NUL (when NULs
+    /// are replaced) or a line break: the text since `start` goes to `out`,
+    /// then U+FFFD for a NUL, nothing for a line break and its CR (unfolding).
+    /// Whether the byte at `pos` was one of those.
+    fn unfold_or_replace_nul(&self, out: &mut Vec<u8>, start: &mut usize) -> bool {
+        let end = match self.data[self.pos] {
+            0 if self.replace_nul => self.pos,
+            b'\n' if self.pos > *start && self.data[self.pos - 1] == b'\r' => self.pos - 1,
+            b'\n' => self.pos,
+            _ => return false,
+        };
+        self.append(out, *start, end);
+        if self.data[self.pos] == 0 {
+            out.extend_from_slice(NUL_REPLACEMENT);
+        }
+        *start = self.pos + 1;
+        true
     }
 
     /// Skips whitespace, line breaks and comments.
@@ -159,10 +186,15 @@ impl<'a> Lexer<'a> {
         if !self.peek().is_some_and(is_atext) {
             return Ret::Err;
         }
+        self.take_while(out, is_atext)
+    }
+
+    /// The bytes from `pos` for which `keep` holds go to `out`; then
+    /// whitespace and comments are skipped.
+    pub(super) fn take_while(&mut self, out: &mut Vec<u8>, keep: impl Fn(u8) -> bool) -> Ret {
         let start = self.pos;
-        self.pos += 1;
         while let Some(c) = self.peek() {
-            if !is_atext(c) {
+            if !keep(c) {
                 self.append(out, start, self.pos);
                 return self.skip_lwsp();
             }
@@ -213,35 +245,20 @@ impl<'a> Lexer<'a> {
         self.pos += 1;
         let mut start = self.pos;
         while self.pos < self.data.len() {
+            if self.unfold_or_replace_nul(out, &mut start) {
+                self.pos += 1;
+                continue;
+            }
             match self.data[self.pos] {
-                0 if self.replace_nul => {
-                    self.append(out, start, self.pos);
-                    out.extend_from_slice(NUL_REPLACEMENT);
-                    start = self.pos + 1;
-                }
                 b'"' => {
                     self.append(out, start, self.pos);
                     self.pos += 1;
                     return self.skip_lwsp();
                 }
-                b'\n' => {
-                    let mut end = self.pos;
-                    if end > start && self.data[end - 1] == b'\r' {
-                        end -= 1;
-                    }
-                    self.append(out, start, end);
-                    start = self.pos + 1;
-                }
                 b'\\' => {
-                    self.pos += 1;
-                    if self.pos >= self.data.len() {
+                    let complete = self.quoted_pair(Some(out), &mut start);
+                    if !complete {
                         return Ret::Err;
-                    }
-                    if matches!(self.data[self.pos], b'\r' | b'\n' | 0) {
-                        self.pos -= 1;
-                    } else {
-                        self.append(out, start, self.pos - 1);
-                        start = self.pos;
                     }
                 }
                 _ => {}
@@ -252,16 +269,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn parse_atom_or_dot(&mut self, out: &mut Vec<u8>) -> Ret {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if !(is_atext(c) || c == b'.') {
-                self.append(out, start, self.pos);
-                return self.skip_lwsp();
-            }
-            self.pos += 1;
-        }
-        self.append(out, start, self.pos);
-        Ret::End
+        self.take_while(out, |c| is_atext(c) || c == b'.')
     }
 
     /// Words (atoms with dots, quoted strings) joined by single spaces.
@@ -292,25 +300,16 @@ impl<'a> Lexer<'a> {
         let mut start = self.pos;
         self.pos += 1;
         while self.pos < self.data.len() {
+            if self.unfold_or_replace_nul(out, &mut start) {
+                self.pos += 1;
+                continue;
+            }
             match self.data[self.pos] {
-                0 if self.replace_nul => {
-                    self.append(out, start, self.pos);
-                    out.extend_from_slice(NUL_REPLACEMENT);
-                    start = self.pos + 1;
-                }
                 b'[' => return Ret::Err,
                 b']' => {
                     self.append(out, start, self.pos + 1);
                     self.pos += 1;
                     return self.skip_lwsp();
-                }
-                b'\n' => {
-                    let mut end = self.pos;
-                    if end > start && self.data[end - 1] == b'\r' {
-                        end -= 1;
-                    }
-                    self.append(out, start, end);
-                    start = self.pos + 1;
                 }
                 b'\\' => {
                     self.pos += 1;
