@@ -304,6 +304,7 @@ fn the_dovecot_answers_with_8bit_headers_are_still_compared() {
         "13-raw-utf8-headers",
         "51-nul-in-headers",
         "56-header-oddities",
+        "62-8bit-everywhere",
     ] {
         let recorded = fs::read(fixtures().join("dovecot").join(format!("{name}.txt"))).unwrap();
         let (_, envelope) = fixture_items(&recorded)
