@@ -4,7 +4,9 @@
 //!
 //! And what FETCH and SEARCH need from a message: ENVELOPE, BODY and
 //! BODYSTRUCTURE identical to Dovecot's (checked against recorded Dovecot
-//! answers in `tests/mime_vs_dovecot.rs`), BODY[section] bytes, the message
+//! answers in `tests/mime_vs_dovecot.rs`) but for one rule of ours, that
+//! header text with 8-bit bytes goes out as RFC 2047 encoded words rather
+//! than raw (see `imap_string`), BODY[section] bytes, the message
 //! bytes for a stored row, and decoded text for SEARCH.
 //!
 //! Layout: `header` (header fields), `rfc5322` (the lexer), `address` and
