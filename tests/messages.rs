@@ -571,6 +571,34 @@ async fn other_customers_mailboxes_look_like_nothing(server: TestServer) {
     );
 }
 
+/// A client that has not enabled UTF8=ACCEPT (none can) never gets a raw
+/// 8-bit byte in ENVELOPE or BODYSTRUCTURE: such header text comes as RFC 2047
+/// encoded words in a quoted string (DESIGN §10).
+async fn raw_utf8_headers_reach_the_client_as_encoded_words(server: TestServer) {
+    let alice = alice(&server).await;
+    server
+        .deliver(
+            "box@alice.example",
+            "From: Zoë <zoe@example.de>\r\nSubject: café\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8; name=\"café.txt\"\r\n\r\nhi\r\n",
+        )
+        .await;
+    let mut client = server.login(&alice).await;
+    client.run("SELECT box@alice.example").await;
+    let answer = client.run_raw("FETCH 3 (ENVELOPE BODYSTRUCTURE)").await;
+    assert!(answer.is_ascii(), "{answer}");
+    assert!(
+        answer.contains(
+            "ENVELOPE (NIL \"=?UTF-8?B?Y2Fmw6k=?=\" ((\"=?UTF-8?B?Wm/Dqw==?=\" NIL \"zoe\" \"example.de\"))"
+        ),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("(\"charset\" \"utf-8\" \"name\" \"=?UTF-8?B?Y2Fmw6kudHh0?=\")"),
+        "{answer}"
+    );
+}
+
 on_both_backends!(
     select_describes_the_mailbox,
     fetch_answers_every_item,
@@ -587,6 +615,7 @@ on_both_backends!(
     the_unified_inbox_follows_addresses,
     a_new_sender_ban_hides_mail_from_an_open_mailbox,
     other_customers_mailboxes_look_like_nothing,
+    raw_utf8_headers_reach_the_client_as_encoded_words,
 );
 
 /// An external writer's plain INSERT reaches an idling client through

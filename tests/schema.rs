@@ -1,6 +1,8 @@
 //! The schema on PostgreSQL: the operators' SQL/schema.sql is the migrations'
 //! schema, an existing deployment is upgraded in place, and rows from
-//! external writers get UIDs and notifications with no help from the writer.
+//! external writers get UIDs and notifications with no help from the writer;
+//! data migrations (forgetting stale cached answers) do what they say, on
+//! PostgreSQL and SQLite.
 
 mod support;
 
@@ -324,4 +326,119 @@ async fn external_writers_on_sqlite_get_uids_too() {
         inbox.untagged,
         vec!["* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 3)"]
     );
+}
+
+/// Cached answers as an earlier version left them: one with raw UTF-8 (the
+/// old ENVELOPE of a message with an 8-bit subject), one plain ASCII.
+const OLD_ANSWERS: [(&str, &str, &str, &str); 2] = [
+    (
+        "8bit@example.com",
+        "(NIL {5}\r\ncafé NIL NIL NIL NIL NIL NIL NIL NIL)",
+        "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)",
+        "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)",
+    ),
+    (
+        "ascii@example.com",
+        "(NIL {4}\r\ncafe NIL NIL NIL NIL NIL NIL NIL NIL)",
+        "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)",
+        "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)",
+    ),
+];
+
+/// Owner, envelope, bodystructure, body_basic.
+type CachedAnswers = (String, Option<String>, Option<String>, Option<String>);
+
+/// The 8-bit answers are forgotten, the ASCII ones kept.
+fn answers_after_the_upgrade() -> Vec<CachedAnswers> {
+    let (owner, envelope, structure, body) = OLD_ANSWERS[1];
+    vec![
+        ("8bit@example.com".to_owned(), None, None, None),
+        (
+            owner.to_owned(),
+            Some(envelope.to_owned()),
+            Some(structure.to_owned()),
+            Some(body.to_owned()),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn cached_answers_with_8bit_text_are_computed_again_after_the_upgrade() {
+    let pool = PgPool::connect(&support::postgres::fresh_database_url())
+        .await
+        .unwrap();
+    for migration in [
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+        include_str!("../migrations/postgres/0002_message_cache.sql"),
+    ] {
+        sqlx::raw_sql(migration).execute(&pool).await.unwrap();
+    }
+    for (owner, envelope, structure, body) in OLD_ANSWERS {
+        sqlx::query(
+            "INSERT INTO emails (mailbox_owner, imap_size, envelope, bodystructure, body_basic)
+             VALUES ($1, 0, $2, $3, $4)",
+        )
+        .bind(owner)
+        .bind(envelope)
+        .bind(structure)
+        .bind(body)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for _ in 0..2 {
+        sqlx::raw_sql(include_str!(
+            "../migrations/postgres/0003_seven_bit_answers.sql"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let rows: Vec<CachedAnswers> = sqlx::query_as(
+        "SELECT mailbox_owner, envelope, bodystructure, body_basic FROM emails ORDER BY mailbox_owner",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, answers_after_the_upgrade());
+}
+
+#[tokio::test]
+async fn cached_answers_with_8bit_text_are_computed_again_on_sqlite_too() {
+    use sqlx::Connection as _;
+    let mut db = sqlx::SqliteConnection::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    for migration in [
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+        include_str!("../migrations/sqlite/0002_message_cache.sql"),
+    ] {
+        sqlx::raw_sql(migration).execute(&mut db).await.unwrap();
+    }
+    for (owner, envelope, structure, body) in OLD_ANSWERS {
+        sqlx::query(
+            "INSERT INTO emails (mailbox_owner, imap_size, envelope, bodystructure, body_basic)
+             VALUES (?, 0, ?, ?, ?)",
+        )
+        .bind(owner)
+        .bind(envelope)
+        .bind(structure)
+        .bind(body)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(include_str!(
+        "../migrations/sqlite/0003_seven_bit_answers.sql"
+    ))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let rows: Vec<CachedAnswers> = sqlx::query_as(
+        "SELECT mailbox_owner, envelope, bodystructure, body_basic FROM emails ORDER BY mailbox_owner",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(rows, answers_after_the_upgrade());
 }

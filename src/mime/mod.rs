@@ -4,14 +4,27 @@
 //!
 //! And what FETCH and SEARCH need from a message: ENVELOPE, BODY and
 //! BODYSTRUCTURE identical to Dovecot's (checked against recorded Dovecot
-//! answers in `tests/mime_vs_dovecot.rs`), BODY[section] bytes, the message
+//! answers in `tests/mime_vs_dovecot.rs`) but for one rule of ours, that
+//! header text with 8-bit bytes goes out as RFC 2047 encoded words rather
+//! than raw (see `imap_string`), BODY[section] bytes, the message
 //! bytes for a stored row, and decoded text for SEARCH.
+//!
+//! Layout: `header` (header fields), `rfc5322` (the lexer), `address` and
+//! `content` (address lists and Content-* fields read with it), `tree` (the
+//! MIME part tree), `imap_string` (IMAP strings, 7-bit), and the answers
+//! built from them: `envelope`, `bodystructure`, `section`, `text`.
 
+mod address;
 pub mod bodystructure;
+mod content;
 pub mod envelope;
+mod header;
+mod imap_string;
+mod rfc5322;
 pub mod section;
 pub mod synthesize;
 pub mod text;
+mod tree;
 
 pub use bodystructure::body_structure;
 pub use envelope::envelope;

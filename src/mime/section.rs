@@ -6,7 +6,8 @@
 //! since a literal may not contain NUL. Both keep `RFC822.SIZE` equal to the
 //! length of `BODY[]` for a message stored with CRLF line endings.
 
-use super::bodystructure::{HeaderLine, MessageTree, Part, next_header_line};
+use super::header::{HeaderLine, next_header_line};
+use super::tree::{MessageTree, Part};
 
 /// A section specification: `part` empty means the whole message.
 #[derive(Debug, Clone, PartialEq, Eq)]

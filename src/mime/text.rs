@@ -4,7 +4,7 @@
 use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderValue, Message, MessageParser, PartType, decoders::html::html_to_text};
 
-use super::bodystructure::{HeaderLine, next_header_line};
+use super::header::{HeaderLine, next_header_line};
 
 /// The decoded values of every header field `name` (case-insensitive) of the
 /// message, in order. Folding is undone and whitespace runs become one
