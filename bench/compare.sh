@@ -44,7 +44,7 @@ pg_bin=$(pg_config --bindir 2>/dev/null || true)
 [ -x "$pg_bin/initdb" ] || pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 
 echo "== building (release)"
-cargo build --release -q --bin imap-server --bin imap-load
+cargo build --release -q -p imap-server -p imap-bench --bins
 server=$PWD/target/release/imap-server
 load=$PWD/target/release/imap-load
 
