@@ -4,6 +4,7 @@
 #   bench/compare.sh            20 users x 2,000 messages, every scenario twice per server
 #   bench/compare.sh --quick    5 users x 500 messages, shorter scenarios, once each
 #   bench/compare.sh [--quick] --only 1,2   extra options go to `imap-load compare`
+#   BENCH_PERF=/tmp/perf.data bench/compare.sh --quick --only 2   with a system-wide profile
 #
 # Starts, on 127.0.0.1 only and in a temporary directory: a throwaway
 # PostgreSQL cluster (unix socket, no TCP), imap-server on it, and Dovecot
@@ -168,6 +169,11 @@ pids+=("$ours_pid")
 wait_for_port "$dovecot_port"
 wait_for_port "$ours_port"
 
+# BENCH_PERF=FILE: record a system-wide profile (perf) while the load runs.
+if [ -n "${BENCH_PERF:-}" ]; then
+    perf record -a -F 499 -o "$BENCH_PERF" -q &>/dev/null &
+    pids+=("$!")
+fi
 echo "== load ($(nproc) cores; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 "$load" compare --accounts "$accounts" \
     --ours "127.0.0.1:$ours_port" --ours-pid "$ours_pid" \
