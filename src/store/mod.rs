@@ -222,8 +222,8 @@ pub trait MailStore: Send + Sync {
         uids: &[u32],
         with_content: bool,
     ) -> StoreResult<Vec<MessageData>>;
-    /// Keeps parse results computed for a message.
-    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()>;
+    /// Keeps parse results computed for messages (by message id), in one write.
+    async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()>;
     /// Fixes the bytes of a message that had none stored (before COPY, so the
     /// copy shows the same bytes).
     async fn save_raw(&self, id: &str, raw: &[u8]) -> StoreResult<()>;

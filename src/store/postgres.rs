@@ -465,17 +465,44 @@ impl MailStore for PgStore {
             .collect()
     }
 
-    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()> {
+    async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()> {
+        // One statement for the lot: a first FETCH of new mail parses
+        // thousands of messages, and a commit each made it wait for as many
+        // round trips and WAL flushes.
         sqlx::query(
-            "UPDATE emails SET imap_size = coalesce($2, imap_size), envelope = coalesce($3, envelope),
-                 bodystructure = coalesce($4, bodystructure), body_basic = coalesce($5, body_basic)
-             WHERE id = $1::uuid",
+            "UPDATE emails e SET imap_size = coalesce(c.size, e.imap_size),
+                 envelope = coalesce(c.envelope, e.envelope),
+                 bodystructure = coalesce(c.bodystructure, e.bodystructure),
+                 body_basic = coalesce(c.body_basic, e.body_basic)
+             FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[])
+                  AS c(id, size, envelope, bodystructure, body_basic)
+             WHERE e.id = c.id::uuid",
         )
-        .bind(id)
-        .bind(cache.size.map(i64::from))
-        .bind(&cache.envelope)
-        .bind(&cache.body_structure)
-        .bind(&cache.body)
+        .bind(caches.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>())
+        .bind(
+            caches
+                .iter()
+                .map(|(_, c)| c.size.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            caches
+                .iter()
+                .map(|(_, c)| c.envelope.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            caches
+                .iter()
+                .map(|(_, c)| c.body_structure.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            caches
+                .iter()
+                .map(|(_, c)| c.body.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .execute(&self.pool)
         .await?;
         Ok(())

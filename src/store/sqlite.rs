@@ -547,19 +547,24 @@ impl MailStore for SqliteStore {
             .collect()
     }
 
-    async fn save_parse_cache(&self, id: &str, cache: &ParseCache) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE emails SET imap_size = coalesce($2, imap_size), envelope = coalesce($3, envelope),
-                 bodystructure = coalesce($4, bodystructure), body_basic = coalesce($5, body_basic)
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(cache.size.map(i64::from))
-        .bind(&cache.envelope)
-        .bind(&cache.body_structure)
-        .bind(&cache.body)
-        .execute(&self.pool)
-        .await?;
+    async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()> {
+        // One transaction for the lot, not a commit per message.
+        let mut tx = self.write().await?;
+        for (id, cache) in caches {
+            sqlx::query(
+                "UPDATE emails SET imap_size = coalesce($2, imap_size), envelope = coalesce($3, envelope),
+                     bodystructure = coalesce($4, bodystructure), body_basic = coalesce($5, body_basic)
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(cache.size.map(i64::from))
+            .bind(&cache.envelope)
+            .bind(&cache.body_structure)
+            .bind(&cache.body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -122,7 +122,8 @@ pub async fn fetch(
         }
     }
     let report_flags = !items.contains(&Item::Flags) && !seen_now.is_empty();
-    for message in &messages {
+    let mut parsed = Vec::new();
+    for message in &mut messages {
         let Some(index) = view.index_of_uid(message.uid) else {
             continue;
         };
@@ -130,21 +131,19 @@ pub async fn fetch(
             .content
             .as_ref()
             .map(|content| mime::message_bytes(&stored_columns(message, content)));
-        let fresh;
-        let cache = match &bytes {
-            Some(bytes) if needs_parse && !message.cache.is_complete() => {
-                fresh = parse(bytes);
-                services.store.save_parse_cache(&message.id, &fresh).await?;
-                &fresh
-            }
-            _ => &message.cache,
-        };
+        if let Some(bytes) = &bytes
+            && needs_parse
+            && !message.cache.is_complete()
+        {
+            message.cache = parse(bytes);
+            parsed.push((message.id.clone(), message.cache.clone()));
+        }
         let recent = view.is_recent(message.uid);
         out.extend(format!("* {} FETCH (", index + 1).as_bytes());
         out.extend(&answer(
             &items,
             message,
-            cache,
+            &message.cache,
             bytes.as_deref().unwrap_or_default(),
             recent,
         ));
@@ -152,6 +151,9 @@ pub async fn fetch(
             out.extend(format!(" FLAGS ({})", flag_list(&message.flags, recent)).as_bytes());
         }
         out.extend(b")\r\n");
+    }
+    if !parsed.is_empty() {
+        services.store.save_parse_caches(&parsed).await?;
     }
     Ok(Done::ok("FETCH completed"))
 }
