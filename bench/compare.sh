@@ -163,7 +163,8 @@ dovecot_pid=$!
 pids+=("$dovecot_pid")
 
 echo "== imap-server"
-IMAP_BIND=127.0.0.1:$ours_port IMAP_MAX_CONNECTIONS=20000 "$server" serve &
+# Errors only: under load sqlx warns about every slow statement.
+RUST_LOG=error IMAP_BIND=127.0.0.1:$ours_port IMAP_MAX_CONNECTIONS=20000 "$server" serve &
 ours_pid=$!
 pids+=("$ours_pid")
 wait_for_port "$dovecot_port"
