@@ -238,6 +238,44 @@ async fn compare(targets: &[Target], plan: &Plan) -> Result<()> {
     }
     let mut rows = Vec::new();
     let clients = plan.clients;
+    // Idle memory first, on servers that have only been warmed up: after the
+    // search scenarios the allocator holds on to hundreds of MiB it would
+    // hand to new sessions, which would hide what a session costs.
+    let mut idle_notes = Vec::new();
+    if plan.runs(4) {
+        let mut per_connection = Vec::new();
+        let mut totals = Vec::new();
+        for (i, target) in targets.iter().enumerate() {
+            let n = plan.idle[i.min(1)];
+            eprintln!("4 idle: {} with {n} connections", target.name);
+            match scenarios::idle(target, n).await {
+                Ok(memory) => {
+                    idle_notes.push(idle_note(target, &memory));
+                    per_connection.push(memory.rss_per_connection_kib());
+                    totals.push(memory.after.rss_kib as f64 / 1024.0);
+                }
+                Err(error) => {
+                    eprintln!("  idle on {} failed: {error:#}", target.name);
+                    per_connection.push(f64::NAN);
+                    totals.push(f64::NAN);
+                }
+            }
+        }
+        let counts: Vec<String> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, _)| plan.idle[i.min(1)].to_string())
+            .collect();
+        rows.push(Row {
+            label: format!(
+                "4. IDLE: server RSS per connection ({} conns)",
+                counts.join(" / ")
+            ),
+            values: per_connection,
+            higher_is_better: false,
+            unit: "KiB",
+        });
+    }
     if plan.runs(1) {
         let best = best_of(targets, plan, "1 login+logout", |t| {
             let t = t.clone();
@@ -275,38 +313,6 @@ async fn compare(targets: &[Target], plan: &Plan) -> Result<()> {
                 &best,
             );
         }
-    }
-    let mut idle_notes = Vec::new();
-    if plan.runs(4) {
-        let mut per_connection = Vec::new();
-        for (i, target) in targets.iter().enumerate() {
-            let n = plan.idle[i.min(1)];
-            eprintln!("4 idle: {} with {n} connections", target.name);
-            match scenarios::idle(target, n).await {
-                Ok(memory) => {
-                    idle_notes.push(idle_note(target, &memory));
-                    per_connection.push(memory.rss_per_connection_kib());
-                }
-                Err(error) => {
-                    eprintln!("  idle on {} failed: {error:#}", target.name);
-                    per_connection.push(f64::NAN);
-                }
-            }
-        }
-        let counts: Vec<String> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, _)| plan.idle[i.min(1)].to_string())
-            .collect();
-        rows.push(Row {
-            label: format!(
-                "4. IDLE: server RSS per connection ({} conns)",
-                counts.join(" / ")
-            ),
-            values: per_connection,
-            higher_is_better: false,
-            unit: "KiB",
-        });
     }
     if plan.runs(5) {
         let pairs = 4;
