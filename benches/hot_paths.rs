@@ -109,7 +109,7 @@ fn fetch_encoding(c: &mut Criterion) {
         ),
         ("BODYSTRUCTURE", b"a UID FETCH 1:* (UID BODYSTRUCTURE)\r\n"),
         (
-            "BODY.PEEK[] of 32 KiB",
+            "BODY.PEEK[] of the whole message (25 KiB)",
             b"a UID FETCH 1:* (UID BODY.PEEK[])\r\n",
         ),
     ] {
