@@ -267,10 +267,13 @@ async fn compare(targets: &[Target], plan: &Plan) -> Result<()> {
             .map(|(i, _)| plan.idle[i.min(1)].to_string())
             .collect();
         rows.push(Row {
-            label: format!(
-                "4. IDLE: server RSS per connection ({} conns)",
-                counts.join(" / ")
-            ),
+            label: format!("4. IDLE ({} conns): server RSS in all", counts.join(" / ")),
+            values: totals,
+            higher_is_better: false,
+            unit: "MiB",
+        });
+        rows.push(Row {
+            label: format!("4. IDLE ({} conns): RSS per connection", counts.join(" / ")),
             values: per_connection,
             higher_is_better: false,
             unit: "KiB",
