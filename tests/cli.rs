@@ -178,7 +178,7 @@ fn admin_errors_are_plain_sentences() {
 }
 
 /// The README's quickstart, step by step, then a login over TCP.
-async fn quickstart(env: &[(&str, &str)]) {
+async fn quickstart(env: &[(&str, &str)], idle_poll: &str) {
     let dir = tempfile::tempdir().unwrap();
     let admin = |args: &[&str]| {
         let output = run(dir.path(), env, args);
@@ -224,21 +224,25 @@ async fn quickstart(env: &[(&str, &str)]) {
         "alice@example.com",
         "box@example.com",
     ]);
-    let mut deliver = imap_server(dir.path(), env, &["deliver", "--to", "box@example.com"]);
-    let mut child = deliver
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"From: Bob <bob@example.org>\r\nTo: box@example.com\r\nSubject: Hello\r\n\r\nHi Alice!\r\n")
-        .unwrap();
-    let delivered = child.wait_with_output().unwrap();
-    assert!(delivered.status.success());
-    assert!(stdout(&delivered).contains("delivered to box@example.com with UID 1"));
+    let deliver = |uid: u32| {
+        let mut child = imap_server(dir.path(), env, &["deliver", "--to", "box@example.com"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"From: Bob <bob@example.org>\r\nTo: box@example.com\r\nSubject: Hello\r\n\r\nHi Alice!\r\n")
+            .unwrap();
+        let delivered = child.wait_with_output().unwrap();
+        assert!(delivered.status.success());
+        assert!(
+            stdout(&delivered).contains(&format!("delivered to box@example.com with UID {uid}"))
+        );
+    };
+    deliver(1);
 
     let listed = admin(&["admin", "tokens", "list", "alice@example.com"]);
     assert!(!listed.contains(&token), "token list never shows tokens");
@@ -269,6 +273,7 @@ async fn quickstart(env: &[(&str, &str)]) {
     let bind = format!("127.0.0.1:{port}");
     let mut server_env: Vec<(&str, &str)> = env.to_vec();
     server_env.push(("IMAP_BIND", &bind));
+    server_env.push(("IMAP_IDLE_POLL", idle_poll));
     let mut server = imap_server(dir.path(), &server_env, &["serve"])
         .stderr(Stdio::null())
         .process_group(0)
@@ -296,6 +301,16 @@ async fn quickstart(env: &[(&str, &str)]) {
         status.untagged,
         vec!["* STATUS \"INBOX\" (MESSAGES 1 UNSEEN 1)"]
     );
+    // A delivery by another process reaches an idling client: on PostgreSQL
+    // through NOTIFY (the poll is set far beyond the test's patience), on
+    // SQLite at the next poll.
+    assert!(client.run("SELECT INBOX").await.is_ok());
+    client.send(b"i1 IDLE\r\n").await;
+    assert_eq!(client.line().await, "+ idling");
+    deliver(2);
+    assert_eq!(client.line().await, "* 2 EXISTS");
+    client.send(b"DONE\r\n").await;
+    assert!(client.until_tagged("i1").await.is_ok());
     assert!(client.run("CREATE new@example.com").await.is_ok());
     admin(&["admin", "inboxes", "remove", "new@example.com"]);
     // SIGTERM: the session is told goodbye and the process exits cleanly.
@@ -314,13 +329,13 @@ fn send_sigterm(pid: u32) {
 
 #[tokio::test]
 async fn the_quickstart_works_on_sqlite() {
-    quickstart(&[]).await;
+    quickstart(&[], "1").await;
 }
 
 #[tokio::test]
 async fn the_quickstart_works_on_postgres() {
     let url = support::postgres::fresh_database_url();
-    quickstart(&[("DATABASE_URL", &url)]).await;
+    quickstart(&[("DATABASE_URL", &url)], "3600").await;
 }
 
 /// `admin tls self-signed` into `dir`; returns the certificate and key paths.

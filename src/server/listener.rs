@@ -109,6 +109,9 @@ impl Server {
                 url: redact_url(&config.database_url),
                 reason: e.to_string(),
             })?;
+        // Without this, PostgreSQL's NOTIFYs reach nobody and IDLE sees new
+        // mail only at its next poll (IMAP_IDLE_POLL).
+        database.listen_for_changes();
         let directory = directory(config, &database)?;
         let services = Arc::new(Services {
             store: database.mail.clone(),

@@ -222,8 +222,7 @@ pub trait MailStore: Send + Sync {
         uids: &[u32],
         with_content: bool,
     ) -> StoreResult<Vec<MessageData>>;
-    /// Keeps parse results computed for a message.
-    /// Keeps parse results (by message id) so that later FETCHes need not parse.
+    /// Keeps parse results computed for messages (by message id), in one write.
     async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()>;
     /// Fixes the bytes of a message that had none stored (before COPY, so the
     /// copy shows the same bytes).
