@@ -19,13 +19,44 @@ use crate::directory::BanList;
 use crate::notify::Subscription;
 use crate::store::{MailboxId, MessageSummary};
 
-/// One message as the client knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message as the client knows it: 12 bytes, since an idle session
+/// keeps one per message of its mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub uid: u32,
-    pub flags: Vec<String>,
+    /// Its flags, as an index into the view's `FlagSets`.
+    flags: u32,
     /// Gone from the store, not yet reported with EXPUNGE.
     pub expunged: bool,
+}
+
+/// The distinct flag lists of a mailbox, each kept once. Most messages share
+/// one of a handful (none, `\Seen`, `\Seen \Answered`), so a view of
+/// thousands of messages holds four bytes of flags per message instead of a
+/// list of strings each.
+#[derive(Debug, Default)]
+struct FlagSets {
+    lists: Vec<Box<[String]>>,
+    ids: HashMap<Box<[String]>, u32>,
+}
+
+impl FlagSets {
+    fn intern(&mut self, flags: &[String]) -> u32 {
+        if let Some(&id) = self.ids.get(flags) {
+            return id;
+        }
+        // One id per distinct list in this mailbox: far fewer than messages,
+        // which already fit in a u32 (they are numbered by one).
+        let id = u32::try_from(self.lists.len()).unwrap_or(u32::MAX);
+        let list: Box<[String]> = flags.into();
+        self.lists.push(list.clone());
+        self.ids.insert(list, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &[String] {
+        self.lists.get(id as usize).map_or(&[], |list| list)
+    }
 }
 
 pub struct View {
@@ -35,6 +66,7 @@ pub struct View {
     pub uidvalidity: u32,
     pub uidnext: u32,
     entries: Vec<Entry>,
+    flag_sets: FlagSets,
     /// UIDs from here on are \Recent in this session.
     first_recent: u32,
     owners: Vec<String>,
@@ -75,6 +107,7 @@ impl View {
             .await?
             .ok_or_else(Failure::no_such_mailbox)?;
         let bans = services.directory.bans().await?;
+        let mut flag_sets = FlagSets::default();
         let entries = services
             .store
             .summaries(&mailbox)
@@ -83,7 +116,7 @@ impl View {
             .filter(|summary| !is_hidden(&bans, summary))
             .map(|summary| Entry {
                 uid: summary.uid,
-                flags: summary.flags,
+                flags: flag_sets.intern(&summary.flags),
                 expunged: false,
             })
             .collect();
@@ -95,6 +128,7 @@ impl View {
             uidvalidity: state.uidvalidity,
             uidnext: state.uidnext,
             entries,
+            flag_sets,
             first_recent,
             subscription,
             bans,
@@ -117,6 +151,18 @@ impl View {
         &self.entries
     }
 
+    /// The flags of a message of this view (without `\Recent`).
+    pub fn flags(&self, entry: &Entry) -> &[String] {
+        self.flag_sets.get(entry.flags)
+    }
+
+    /// Whether a message of this view has `flag` (case-insensitive).
+    pub fn has_flag(&self, entry: &Entry, flag: &str) -> bool {
+        self.flags(entry)
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(flag))
+    }
+
     pub fn is_recent(&self, uid: u32) -> bool {
         uid >= self.first_recent
     }
@@ -137,9 +183,9 @@ impl View {
     }
 
     /// Records flags this session set itself.
-    pub fn set_flags(&mut self, uid: u32, flags: Vec<String>) {
+    pub fn set_flags(&mut self, uid: u32, flags: &[String]) {
         if let Some(index) = self.index_of_uid(uid) {
-            self.entries[index].flags = flags;
+            self.entries[index].flags = self.flag_sets.intern(flags);
         }
     }
 
@@ -205,14 +251,14 @@ impl View {
         }
         for (index, entry) in self.entries.iter_mut().enumerate() {
             if let Some(summary) = visible.get(&entry.uid)
-                && summary.flags != entry.flags
+                && summary.flags.as_slice() != self.flag_sets.get(entry.flags)
             {
-                entry.flags = summary.flags.clone();
+                entry.flags = self.flag_sets.intern(&summary.flags);
                 out.untagged(&format!(
                     "{} FETCH (UID {} FLAGS ({}))",
                     index + 1,
                     entry.uid,
-                    flag_list(&entry.flags, entry.uid >= self.first_recent)
+                    flag_list(&summary.flags, entry.uid >= self.first_recent)
                 ));
             }
         }
@@ -223,9 +269,10 @@ impl View {
         let mut new: Vec<&&MessageSummary> = visible.values().filter(|s| s.uid > max).collect();
         new.sort_by_key(|s| s.uid);
         for summary in new {
+            let flags = self.flag_sets.intern(&summary.flags);
             self.entries.push(Entry {
                 uid: summary.uid,
-                flags: summary.flags.clone(),
+                flags,
                 expunged: false,
             });
         }
@@ -358,6 +405,21 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn equal_flag_lists_are_kept_once() {
+        let mut sets = FlagSets::default();
+        let seen = vec!["\\Seen".to_owned()];
+        let none = sets.intern(&[]);
+        let a = sets.intern(&seen);
+        let b = sets.intern(&seen.clone());
+        assert_eq!(a, b);
+        assert_ne!(a, none);
+        assert_eq!(sets.get(a), seen.as_slice());
+        assert!(sets.get(none).is_empty());
+        assert_eq!(sets.lists.len(), 2);
+        assert_eq!(std::mem::size_of::<Entry>(), 12);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub async fn expunge(session: &mut Session, only: Option<&SequenceSet>, out: &mu
                 .as_ref()
                 .is_none_or(|a| a.binary_search(index).is_ok())
         })
-        .filter(|(_, e)| e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")))
+        .filter(|(_, e)| view.has_flag(e, "\\Deleted"))
         .map(|(_, e)| e.uid)
         .collect();
     let removed = services.store.expunge(&view.mailbox, &deleted).await?;

@@ -121,9 +121,10 @@ pub async fn fetch(
             )
             .await?;
         for (uid, flags) in updated {
-            view.set_flags(uid, flags.clone());
-            if let Some(message) = messages.iter_mut().find(|m| m.uid == uid) {
-                message.flags = flags;
+            view.set_flags(uid, &flags);
+            // The store answers in UID order.
+            if let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) {
+                messages[index].flags = flags;
             }
         }
     }

@@ -67,7 +67,7 @@ pub async fn search(
         let message = by_uid_index.get(&entry.uid).copied();
         let mut candidate = Candidate {
             seq: index,
-            flags: &entry.flags,
+            flags: view.flags(entry),
             recent: view.is_recent(entry.uid),
             message,
             bytes: None,

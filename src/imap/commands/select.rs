@@ -30,7 +30,7 @@ pub async fn select(
     let keywords: BTreeSet<&str> = view
         .entries()
         .iter()
-        .flat_map(|e| e.flags.iter())
+        .flat_map(|e| view.flags(e).iter())
         .filter(|f| !f.starts_with('\\'))
         .map(String::as_str)
         .collect();
@@ -61,7 +61,7 @@ pub async fn select(
     if let Some(first_unseen) = view
         .entries()
         .iter()
-        .position(|e| !e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+        .position(|e| !view.has_flag(e, "\\Seen"))
     {
         out.status(
             None,
@@ -99,7 +99,7 @@ pub async fn close(session: &mut Session) -> Outcome {
         let deleted: Vec<u32> = view
             .entries()
             .iter()
-            .filter(|e| e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")))
+            .filter(|e| view.has_flag(e, "\\Deleted"))
             .map(|e| e.uid)
             .collect();
         session

@@ -44,7 +44,7 @@ pub async fn store(
         .change_flags(&view.mailbox, &uids, change, &flags)
         .await?;
     for (uid, flags) in updated {
-        view.set_flags(uid, flags.clone());
+        view.set_flags(uid, &flags);
         if *response == StoreResponse::Answer
             && let Some(index) = view.index_of_uid(uid)
         {
