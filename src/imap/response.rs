@@ -156,8 +156,10 @@ impl Out {
         self.buf.is_empty()
     }
 
+    /// Empties the buffer, and gives back memory a large answer took.
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.buf.shrink_to(4096);
     }
 
     /// A status response: `tag` is `None` for an untagged one.

@@ -19,15 +19,47 @@ use crate::directory::BanList;
 use crate::notify::Subscription;
 use crate::store::{MailboxId, MessageSummary};
 
-/// One message as the client knows it: 12 bytes, since an idle session
-/// keeps one per message of its mailbox.
+/// One message as the client knows it: 8 bytes, since an idle session keeps
+/// one per message of its mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub uid: u32,
-    /// Its flags, as an index into the view's `FlagSets`.
-    flags: u32,
+    /// The index of its flag list in the view's `FlagSets`, and `GONE`.
+    bits: u32,
+}
+
+/// Set in `Entry::bits` for a message gone from the store but not yet
+/// reported with EXPUNGE.
+const GONE: u32 = 1 << 31;
+
+impl Entry {
+    fn new(uid: u32, flags: u32) -> Entry {
+        Entry {
+            uid,
+            bits: flags & !GONE,
+        }
+    }
+
     /// Gone from the store, not yet reported with EXPUNGE.
-    pub expunged: bool,
+    pub fn is_expunged(&self) -> bool {
+        self.bits & GONE != 0
+    }
+
+    fn set_expunged(&mut self, gone: bool) {
+        self.bits = if gone {
+            self.bits | GONE
+        } else {
+            self.bits & !GONE
+        };
+    }
+
+    fn flag_set(&self) -> u32 {
+        self.bits & !GONE
+    }
+
+    fn set_flag_set(&mut self, id: u32) {
+        self.bits = (self.bits & GONE) | (id & !GONE);
+    }
 }
 
 /// The distinct flag lists of a mailbox, each kept once. Most messages share
@@ -46,8 +78,8 @@ impl FlagSets {
             return id;
         }
         // One id per distinct list in this mailbox: far fewer than messages,
-        // which already fit in a u32 (they are numbered by one).
-        let id = u32::try_from(self.lists.len()).unwrap_or(u32::MAX);
+        // and 2^31 distinct lists would not fit in memory long before.
+        let id = u32::try_from(self.lists.len()).unwrap_or(GONE - 1);
         let list: Box<[String]> = flags.into();
         self.lists.push(list.clone());
         self.ids.insert(list, id);
@@ -114,11 +146,7 @@ impl View {
             .await?
             .into_iter()
             .filter(|summary| !is_hidden(&bans, summary))
-            .map(|summary| Entry {
-                uid: summary.uid,
-                flags: flag_sets.intern(&summary.flags),
-                expunged: false,
-            })
+            .map(|summary| Entry::new(summary.uid, flag_sets.intern(&summary.flags)))
             .collect();
         Ok(View {
             owners: mailbox.owners(),
@@ -153,7 +181,7 @@ impl View {
 
     /// The flags of a message of this view (without `\Recent`).
     pub fn flags(&self, entry: &Entry) -> &[String] {
-        self.flag_sets.get(entry.flags)
+        self.flag_sets.get(entry.flag_set())
     }
 
     /// Whether a message of this view has `flag` (case-insensitive).
@@ -185,7 +213,8 @@ impl View {
     /// Records flags this session set itself.
     pub fn set_flags(&mut self, uid: u32, flags: &[String]) {
         if let Some(index) = self.index_of_uid(uid) {
-            self.entries[index].flags = self.flag_sets.intern(flags);
+            let id = self.flag_sets.intern(flags);
+            self.entries[index].set_flag_set(id);
         }
     }
 
@@ -244,16 +273,16 @@ impl View {
         self.bans = bans;
 
         for entry in &mut self.entries {
-            entry.expunged = !visible.contains_key(&entry.uid);
+            entry.set_expunged(!visible.contains_key(&entry.uid));
         }
         if allow_expunge {
             self.report_expunged(out);
         }
         for (index, entry) in self.entries.iter_mut().enumerate() {
             if let Some(summary) = visible.get(&entry.uid)
-                && summary.flags.as_slice() != self.flag_sets.get(entry.flags)
+                && summary.flags.as_slice() != self.flag_sets.get(entry.flag_set())
             {
-                entry.flags = self.flag_sets.intern(&summary.flags);
+                entry.set_flag_set(self.flag_sets.intern(&summary.flags));
                 out.untagged(&format!(
                     "{} FETCH (UID {} FLAGS ({}))",
                     index + 1,
@@ -270,11 +299,7 @@ impl View {
         new.sort_by_key(|s| s.uid);
         for summary in new {
             let flags = self.flag_sets.intern(&summary.flags);
-            self.entries.push(Entry {
-                uid: summary.uid,
-                flags,
-                expunged: false,
-            });
+            self.entries.push(Entry::new(summary.uid, flags));
         }
         if self.entries.len() > before {
             out.untagged(&format!("{} EXISTS", self.entries.len()));
@@ -286,7 +311,7 @@ impl View {
     /// Reports messages found gone, highest sequence number first.
     pub fn report_expunged(&mut self, out: &mut Out) {
         for index in (0..self.entries.len()).rev() {
-            if self.entries[index].expunged {
+            if self.entries[index].is_expunged() {
                 out.untagged(&format!("{} EXPUNGE", index + 1));
                 self.entries.remove(index);
             }
@@ -301,7 +326,7 @@ impl View {
             .resolve(set, by_uid)?
             .into_iter()
             .map(|i| &self.entries[i])
-            .filter(|e| !e.expunged)
+            .filter(|e| !e.is_expunged())
             .map(|e| e.uid)
             .collect())
     }
@@ -419,7 +444,13 @@ mod tests {
         assert_eq!(sets.get(a), seen.as_slice());
         assert!(sets.get(none).is_empty());
         assert_eq!(sets.lists.len(), 2);
-        assert_eq!(std::mem::size_of::<Entry>(), 12);
+        assert_eq!(std::mem::size_of::<Entry>(), 8);
+        let mut entry = Entry::new(7, a);
+        entry.set_expunged(true);
+        entry.set_flag_set(none);
+        assert!(entry.is_expunged() && entry.flag_set() == none);
+        entry.set_expunged(false);
+        assert!(!entry.is_expunged() && entry.flag_set() == none);
     }
 
     #[test]

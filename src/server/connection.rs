@@ -59,6 +59,12 @@ enum Line {
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
+/// What each buffer starts with, and keeps between commands: thousands of
+/// sessions sit idle, so this is per-connection memory that counts.
+const BUFFER_KEPT: usize = 2048;
+/// Past this, an emptied input buffer is given back.
+const BUFFER_LIMIT: usize = 64 * 1024;
+
 /// How much of a too-long line is kept to recover the tag from.
 const HEAD: usize = 128;
 
@@ -75,8 +81,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, limits: &Limits) -> Connection<S> {
         Connection {
             stream,
-            input: BytesMut::with_capacity(4096),
-            output: Vec::with_capacity(4096),
+            input: BytesMut::with_capacity(BUFFER_KEPT),
+            output: Vec::with_capacity(BUFFER_KEPT),
             max_line: limits.max_line,
             max_literal: limits.max_literal,
             max_message_size: limits.max_message_size,
@@ -106,6 +112,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
             self.output.clear();
+            // A 5 MB FETCH answer must not stay allocated for the hours the
+            // session then idles.
+            self.output.shrink_to(BUFFER_KEPT);
         }
         self.stream.flush().await
     }
@@ -132,12 +141,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
 
-    /// Discards bytes the client already sent (after a refused STARTTLS, say).
-    pub fn discard_buffered_input(&mut self) {
-        self.input.clear();
-    }
-
     async fn fill(&mut self) -> Result<(), ReadError> {
+        if self.input.is_empty() && self.input.capacity() > BUFFER_LIMIT {
+            // Give back what a large literal (APPEND) made the buffer grow to.
+            self.input = BytesMut::with_capacity(BUFFER_KEPT);
+        }
         if self.input.capacity() - self.input.len() < 1024 {
             self.input.reserve(8192);
         }

@@ -39,7 +39,7 @@ pub async fn search(
     let uids: Vec<u32> = view
         .entries()
         .iter()
-        .filter(|e| !e.expunged)
+        .filter(|e| !e.is_expunged())
         .map(|e| e.uid)
         .collect();
     let needs = criteria
@@ -61,7 +61,7 @@ pub async fn search(
     let mut found = Vec::new();
     let mut set_index;
     for (index, entry) in view.entries().iter().enumerate() {
-        if entry.expunged {
+        if entry.is_expunged() {
             continue;
         }
         let message = by_uid_index.get(&entry.uid).copied();
