@@ -167,3 +167,19 @@ async fn a_silent_client_is_logged_out_after_login_too() {
     let rest = client.rest().await;
     assert_eq!(rest, vec!["* BYE Autologout; idle for too long"]);
 }
+
+#[tokio::test]
+async fn an_idling_client_that_vanished_is_logged_out_too() {
+    // The poll wakes the session often; that must not keep it alive.
+    let mut options = Options::default();
+    options.limits.idle_timeout = Duration::from_secs(1);
+    options.limits.idle_poll = Duration::from_millis(100);
+    let server = TestServer::start_with(Backend::Postgres, options).await;
+    let alice = server.user("alice@example.com").await;
+    let mut client = server.login(&alice).await;
+    assert!(client.run("SELECT INBOX").await.is_ok());
+    client.send(b"i IDLE\r\n").await;
+    assert_eq!(client.line().await, "+ idling");
+    let rest = client.rest().await;
+    assert_eq!(rest, vec!["* BYE Autologout; idle for too long"]);
+}

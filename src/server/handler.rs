@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Connection, Frame, Problem, ReadError};
@@ -72,6 +73,10 @@ pub async fn serve(
     let mut out = Out::new();
     session.greeting(&mut out);
     let mut next = Next::Command;
+    // When the client must have said something by. Reports sent during IDLE
+    // do not move it: a client that vanished without closing the connection
+    // must not hold its session forever.
+    let mut deadline = Instant::now() + session.timeout();
     let reason = loop {
         connection.write(out.bytes());
         out.clear();
@@ -96,6 +101,7 @@ pub async fn serve(
                 Ok(Ok(())) => {
                     session.tls_started();
                     next = Next::Command;
+                    deadline = Instant::now() + session.timeout();
                     continue;
                 }
                 Ok(Err(error)) => {
@@ -105,14 +111,13 @@ pub async fn serve(
                 Err(_) => break "TLS handshake timed out",
             }
         }
-        let timeout = session.timeout();
         let read = tokio::select! {
             _ = shutdown.changed() => {
                 out.bye("Server shutting down");
                 next = Next::Close;
                 continue;
             }
-            read = tokio::time::timeout(timeout, read(&mut connection, next)) => read,
+            read = tokio::time::timeout_at(deadline, read(&mut connection, next)) => read,
             // Reading is cancel-safe: bytes already received stay buffered.
             wake = session.wait_for_change(), if next == Next::Idle => {
                 session.idle_update(wake, &mut out).await;
@@ -138,6 +143,7 @@ pub async fn serve(
             }
         };
         next = session.handle(input.as_input(), &mut out).await;
+        deadline = Instant::now() + session.timeout();
     };
     let user = session
         .account()
