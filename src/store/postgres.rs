@@ -145,6 +145,17 @@ impl PgStore {
 #[async_trait]
 impl MailStore for PgStore {
     async fn provision_user(&self, user_id: &str, folders: &[&str]) -> StoreResult<()> {
+        // Every login asks; after the first, a read answers without a write
+        // (and its commit's flush to disk).
+        let done: Option<bool> = sqlx::query_scalar(
+            "SELECT provisioned FROM mailbox_state WHERE owner = $1 AND name = 'INBOX'",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if done == Some(true) {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         // The INBOX row may exist already (mail can arrive before the first
         // login); the flag on it says whether the folders were made.
@@ -774,11 +785,18 @@ impl AccountStore for PgStore {
     }
 
     async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        // A login must not wait for this to reach the disk: losing the last
+        // `last_used_at` in a crash is harmless.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit TO OFF")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE imap_tokens SET last_used_at = $2 WHERE id = $1::uuid")
             .bind(token_id)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
