@@ -161,6 +161,12 @@ async fn addresses_never_reach_a_supabase_query() {
         .domain("alice.example", Some(&alice), true, false)
         .await;
     let mut client = server.login(&alice).await;
+    // The login's last_used_at PATCH runs in the background: let it land
+    // before listening to what CREATE asks.
+    server
+        .fake()
+        .wait_for_request(|r| r.method == "PATCH")
+        .await;
     server.fake().clear_requests();
     let response = client.run("CREATE \"a&-b*c%d'e@alice.example\"").await;
     assert!(response.is_ok(), "{response:?}");
