@@ -137,9 +137,12 @@ pub async fn fetch(
         let Some(index) = view.index_of_uid(message.uid) else {
             continue;
         };
+        // Content loaded only to parse a message was used up by the parse;
+        // the answer needs the bytes only for body sections.
         let bytes = message
             .content
             .as_ref()
+            .filter(|_| needs_bytes)
             .map(|content| mime::message_bytes(&stored_columns(message, content)));
         let recent = view.is_recent(message.uid);
         out.extend(format!("* {} FETCH (", index + 1).as_bytes());
