@@ -193,6 +193,17 @@ impl SqliteStore {
 #[async_trait]
 impl MailStore for SqliteStore {
     async fn provision_user(&self, user_id: &str, folders: &[&str]) -> StoreResult<()> {
+        // Every login asks; after the first, a read answers without taking
+        // the database's one write lock.
+        let done: Option<bool> = sqlx::query_scalar(
+            "SELECT provisioned FROM mailbox_state WHERE owner = $1 AND name = 'INBOX'",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if done == Some(true) {
+            return Ok(());
+        }
         let mut tx = self.write().await?;
         // The INBOX row may exist already (mail can arrive before the first
         // login); the flag on it says whether the folders were made.
