@@ -5,6 +5,7 @@ pub mod commands;
 mod dispatch;
 pub mod names;
 pub mod outcome;
+pub mod pattern;
 pub mod response;
 pub mod session;
 pub mod utf7;

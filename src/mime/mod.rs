@@ -39,9 +39,13 @@ use crate::store::NewMessage;
 
 /// The columns of a message read from its bytes. Bytes that do not parse as
 /// a message are still stored, with empty columns: losing mail is worse.
+///
+/// mail-parser reads only the header here: its body parser recurses into
+/// attached messages without a depth limit, so the bodies come from our own
+/// bounded part tree (`text::main_bodies`).
 pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) -> NewMessage {
-    let parsed = MessageParser::default().parse(&raw[..]);
-    let (subject, from_addr, to_addrs, body, html, date) = match &parsed {
+    let parsed = MessageParser::default().parse_headers(&raw[..]);
+    let (subject, from_addr, to_addrs, date) = match &parsed {
         Some(message) => (
             message.subject().map(str::to_owned),
             message.from().and_then(first_address),
@@ -49,14 +53,13 @@ pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) ->
                 .to()
                 .map(address_list)
                 .filter(|list| !list.is_empty()),
-            message.body_text(0).map(|text| text.into_owned()),
-            message.body_html(0).map(|html| html.into_owned()),
             message
                 .date()
                 .and_then(|date| DateTime::from_timestamp(date.to_timestamp(), 0)),
         ),
-        None => (None, None, None, None, None, None),
+        None => (None, None, None, None),
     };
+    let (body, html) = text::main_bodies(&raw);
     NewMessage {
         subject,
         from_addr,

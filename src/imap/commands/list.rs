@@ -7,7 +7,8 @@ use imap_types::mailbox::{ListMailbox, Mailbox};
 
 use crate::directory::Account;
 use crate::imap::outcome::{Done, Failure, Outcome};
-use crate::imap::response::{Out, quoted};
+use crate::imap::pattern::{MAX_PATTERN, Pattern};
+use crate::imap::response::{Code, Out, quoted};
 use crate::imap::{DELIMITER, Services, utf7};
 use crate::store::{MailboxEntry, MailboxKind};
 
@@ -57,6 +58,12 @@ pub async fn list(
         return Ok(Done::ok(done));
     }
     let pattern = format!("{reference}{pattern}");
+    if pattern.len() > MAX_PATTERN {
+        return Err(Failure::bad_with(
+            Code::Limit,
+            format!("Mailbox pattern longer than {MAX_PATTERN} bytes"),
+        ));
+    }
     let entries = services.store.mailboxes(&account.user_id).await?;
     let verb = if subscribed_only { "LSUB" } else { "LIST" };
     for (name, node, selectable) in matching(&entries, &pattern, subscribed_only) {
@@ -124,13 +131,14 @@ fn matching(
     pattern: &str,
     subscribed_only: bool,
 ) -> Vec<(String, Node, bool)> {
+    let matcher = Matcher::new(pattern);
     let nodes = hierarchy(entries);
     let mut found: BTreeMap<String, (Node, bool)> = BTreeMap::new();
     for (name, node) in &nodes {
         if subscribed_only && !node.subscribed {
             continue;
         }
-        if name_matches(pattern, name, node.kind) {
+        if matcher.matches(name, node.kind) {
             found.insert(name.clone(), (node.clone(), node.kind.is_some()));
             continue;
         }
@@ -140,12 +148,12 @@ fn matching(
                 let parent = &name[..index];
                 if !found.contains_key(parent)
                     && let Some(parent_node) = nodes.get(parent)
-                    && name_matches(pattern, parent, parent_node.kind)
+                    && matcher.matches(parent, parent_node.kind)
                 {
                     found.insert(parent.to_owned(), (parent_node.clone(), false));
                 }
             }
-        } else if node.kind.is_none() && name_matches(pattern, name, None) {
+        } else if node.kind.is_none() && matcher.matches(name, None) {
             found.insert(name.clone(), (node.clone(), false));
         }
     }
@@ -157,39 +165,40 @@ fn matching(
     result
 }
 
-/// Matching is case-insensitive where names are: INBOX and addresses.
-fn name_matches(pattern: &str, name: &str, kind: Option<MailboxKind>) -> bool {
-    match kind {
-        Some(MailboxKind::Address) | Some(MailboxKind::Inbox) => wildcard(
-            pattern.to_lowercase().as_bytes(),
-            name.to_lowercase().as_bytes(),
-        ),
-        _ if name == "INBOX" || name.starts_with("INBOX/") => {
-            let canonical = match pattern.get(..5) {
-                Some(head) if head.eq_ignore_ascii_case("INBOX") => {
-                    format!("INBOX{}", &pattern[5..])
-                }
-                _ => pattern.to_owned(),
-            };
-            wildcard(canonical.as_bytes(), name.as_bytes())
-        }
-        _ => wildcard(pattern.as_bytes(), name.as_bytes()),
-    }
+/// A pattern compiled once per command in each form a name may need.
+struct Matcher {
+    exact: Pattern,
+    /// For names matched case-insensitively: INBOX and addresses.
+    folded: Pattern,
+    /// For INBOX's own subfolders: the pattern with a leading `inbox` in
+    /// any case read as `INBOX`.
+    inbox: Pattern,
 }
 
-/// `*` matches anything, `%` anything but the delimiter (RFC 3501 6.3.8).
-fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|skip| wildcard(rest, &name[skip..])),
-        Some((b'%', rest)) => {
-            let level_end = name
-                .iter()
-                .position(|&b| b == DELIMITER as u8)
-                .unwrap_or(name.len());
-            (0..=level_end).any(|skip| wildcard(rest, &name[skip..]))
+impl Matcher {
+    fn new(pattern: &str) -> Matcher {
+        let inbox = match pattern.get(..5) {
+            Some(head) if head.eq_ignore_ascii_case("INBOX") => format!("INBOX{}", &pattern[5..]),
+            _ => pattern.to_owned(),
+        };
+        Matcher {
+            exact: Pattern::new(pattern.as_bytes()),
+            folded: Pattern::new(pattern.to_lowercase().as_bytes()),
+            inbox: Pattern::new(inbox.as_bytes()),
         }
-        Some((&head, rest)) => name.first() == Some(&head) && wildcard(rest, &name[1..]),
+    }
+
+    /// Matching is case-insensitive where names are: INBOX and addresses.
+    fn matches(&self, name: &str, kind: Option<MailboxKind>) -> bool {
+        match kind {
+            Some(MailboxKind::Address) | Some(MailboxKind::Inbox) => {
+                self.folded.matches(name.to_lowercase().as_bytes())
+            }
+            _ if name == "INBOX" || name.starts_with("INBOX/") => {
+                self.inbox.matches(name.as_bytes())
+            }
+            _ => self.exact.matches(name.as_bytes()),
+        }
     }
 }
 
@@ -203,17 +212,6 @@ mod tests {
             kind,
             subscribed,
         }
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard(b"*", b"a/b/c"));
-        assert!(wildcard(b"%", b"abc"));
-        assert!(!wildcard(b"%", b"a/b"));
-        assert!(wildcard(b"a/%", b"a/b"));
-        assert!(wildcard(b"%/%", b"a/b"));
-        assert!(wildcard(b"*b", b"a/b"));
-        assert!(!wildcard(b"a", b"ab"));
     }
 
     #[test]
