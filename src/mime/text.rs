@@ -250,7 +250,10 @@ Gr=FC=DFe\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>Hi</p>\r\n--b--\r\n\
         assert_eq!(plain.as_deref(), Some("Grüße"));
         assert_eq!(html.as_deref(), Some("<p>Hi</p>"));
         let text = body_text(raw.as_bytes());
-        assert!(text.contains("not the body") && text.contains("inner body"), "{text}");
+        assert!(
+            text.contains("not the body") && text.contains("inner body"),
+            "{text}"
+        );
 
         let html_only = "Content-Type: text/html\r\n\r\n<p>Only <b>html</b></p>\r\n";
         let (plain, html) = main_bodies(html_only.as_bytes());
