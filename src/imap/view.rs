@@ -334,26 +334,35 @@ impl View {
     /// The indices a sequence set names, ascending and without repeats.
     /// Sequence numbers past the end are an error (RFC 3501 9: seq-number);
     /// UIDs that do not exist are simply not there.
+    ///
+    /// The set is first reduced to sorted, merged index ranges, and only
+    /// then expanded: `1:*,1:*,…` sixteen thousand times costs what `1:*`
+    /// costs, never a vector per repetition.
     pub fn resolve(&self, set: &SequenceSet, by_uid: bool) -> Result<Vec<usize>, Failure> {
-        let mut indices = Vec::new();
+        let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(set.0.as_ref().len());
         for sequence in set.0.as_ref() {
             let (from, to) = match sequence {
                 Sequence::Single(value) => (value, value),
                 Sequence::Range(from, to) => (from, to),
             };
-            if by_uid {
+            let (start, end) = if by_uid {
                 let (low, high) = ordered(self.uid_value(from), self.uid_value(to));
-                let start = self.entries.partition_point(|e| e.uid < low);
-                let end = self.entries.partition_point(|e| e.uid <= high);
-                indices.extend(start..end);
+                (
+                    self.entries.partition_point(|e| e.uid < low),
+                    self.entries.partition_point(|e| e.uid <= high),
+                )
             } else {
                 let (low, high) = ordered(self.seq_value(from)?, self.seq_value(to)?);
-                indices.extend((low - 1) as usize..high as usize);
+                ((low - 1) as usize, high as usize)
+            };
+            if start < end {
+                ranges.push((start, end));
             }
         }
-        indices.sort_unstable();
-        indices.dedup();
-        Ok(indices)
+        Ok(merge_ranges(ranges)
+            .into_iter()
+            .flat_map(|(start, end)| start..end)
+            .collect())
     }
 
     fn uid_value(&self, value: &SeqOrUid) -> u32 {
@@ -382,6 +391,19 @@ impl View {
         }
         Ok(number)
     }
+}
+
+/// Half-open ranges, sorted and with overlapping or touching ones joined.
+fn merge_ranges(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
 }
 
 fn ordered(a: u32, b: u32) -> (u32, u32) {
@@ -451,6 +473,16 @@ mod tests {
         assert!(entry.is_expunged() && entry.flag_set() == none);
         entry.set_expunged(false);
         assert!(!entry.is_expunged() && entry.flag_set() == none);
+    }
+
+    #[test]
+    fn ranges_merge_before_expanding() {
+        assert_eq!(merge_ranges(vec![(0, 5000); 16_000]), vec![(0, 5000)]);
+        assert_eq!(
+            merge_ranges(vec![(7, 9), (0, 2), (2, 4), (8, 12), (20, 21)]),
+            vec![(0, 4), (7, 12), (20, 21)]
+        );
+        assert!(merge_ranges(Vec::new()).is_empty());
     }
 
     #[test]

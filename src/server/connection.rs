@@ -75,6 +75,9 @@ pub struct Connection<S> {
     max_line: usize,
     max_literal: u32,
     max_message_size: u32,
+    /// Whether APPEND may send a message-sized literal: only once logged in,
+    /// so that a stranger cannot make us buffer 50 MB per connection.
+    message_literals: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -86,7 +89,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             max_line: limits.max_line,
             max_literal: limits.max_literal,
             max_message_size: limits.max_message_size,
+            message_literals: false,
         }
+    }
+
+    /// Allows (once logged in) or refuses message-sized literals for APPEND.
+    pub fn allow_message_literals(&mut self, allowed: bool) {
+        self.message_literals = allowed;
     }
 
     /// Drops what the client sent that has not been read yet, and says how
@@ -249,7 +258,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let Some(literal) = literal_announcement(&line) else {
                 return Ok(Frame::Command(command));
             };
-            let append = is_append(&command);
+            let append = self.message_literals && is_append(&command);
             let limit = if append {
                 self.max_message_size
             } else {
@@ -281,7 +290,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// coming either way: skip them, and the rest of the command, to stay in
     /// step. Past a hard bound the connection is not worth keeping.
     async fn skip_non_synchronizing(&mut self, length: u64) -> Result<(), ReadError> {
-        let hard_limit = u64::from(self.max_message_size) * 2;
+        // Before login nothing large is ever expected: no skipping 100 MB
+        // for a stranger.
+        let hard_limit = if self.message_literals {
+            u64::from(self.max_message_size) * 2
+        } else {
+            u64::from(self.max_literal) + self.max_line as u64
+        };
         if length > hard_limit {
             return Err(ReadError::Flood);
         }
@@ -441,6 +456,26 @@ mod tests {
             ]
         );
         assert!(sent.is_empty(), "no continuation for a refused literal");
+    }
+
+    #[tokio::test]
+    async fn append_literals_are_message_sized_only_after_login() {
+        let limits = Limits {
+            max_literal: 1024,
+            ..Limits::default()
+        };
+        let (frames, sent) = frames(b"a APPEND INBOX {5000}\r\n", &limits).await;
+        assert_eq!(
+            frames,
+            vec![Frame::Refused {
+                tag: Some("a".into()),
+                problem: Problem::LiteralTooBig {
+                    append: false,
+                    limit: 1024
+                }
+            }]
+        );
+        assert!(sent.is_empty(), "no continuation before login");
     }
 
     #[tokio::test]

@@ -143,6 +143,7 @@ pub async fn serve(
             }
         };
         next = session.handle(input.as_input(), &mut out).await;
+        connection.allow_message_literals(session.account().is_some());
         deadline = Instant::now() + session.timeout();
     };
     let user = session
