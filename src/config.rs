@@ -91,6 +91,9 @@ pub struct Limits {
     /// How often an idling session looks for changes nobody announced
     /// (a ban taking effect, a write to SQLite from another process).
     pub idle_poll: Duration,
+    /// How long one write to the client may wait: a client that stops
+    /// reading is closed, rather than holding its answer in memory.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -104,6 +107,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_bad_commands: 20,
             idle_poll: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -188,6 +192,7 @@ impl Config {
                 1,
             )?,
             idle_poll: seconds(source, "IMAP_IDLE_POLL", defaults.idle_poll)?,
+            write_timeout: seconds(source, "IMAP_WRITE_TIMEOUT", defaults.write_timeout)?,
         };
         let tls = tls_files(source)?;
         let imaps_bind = match source.get("IMAPS_BIND") {

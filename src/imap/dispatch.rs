@@ -85,7 +85,7 @@ impl Session {
         &mut self,
         tag: &str,
         body: CommandBody<'_>,
-        out: &mut Out,
+        out: &mut Out<'_>,
     ) -> Next {
         let updates = updates_after(&body);
         let outcome = match body {
@@ -134,7 +134,7 @@ impl Session {
         Next::Command
     }
 
-    async fn authenticated(&mut self, body: CommandBody<'_>, out: &mut Out) -> Outcome {
+    async fn authenticated(&mut self, body: CommandBody<'_>, out: &mut Out<'_>) -> Outcome {
         let account = self.require_account()?.clone();
         let services = self.services.clone();
         let name = body.name();
@@ -250,7 +250,7 @@ impl Session {
     }
 
     /// Tells the client what changed in its selected mailbox, where the RFC allows it.
-    async fn report_changes(&mut self, updates: Updates, out: &mut Out) {
+    async fn report_changes(&mut self, updates: Updates, out: &mut Out<'_>) {
         if updates == Updates::Never {
             return;
         }

@@ -3,6 +3,7 @@
 
 pub mod commands;
 mod dispatch;
+pub mod heavy;
 pub mod names;
 pub mod outcome;
 pub mod pattern;

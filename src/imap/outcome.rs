@@ -62,6 +62,15 @@ impl Failure {
     }
 
     /// The answer for any mailbox the user does not have, whoever else has it.
+    /// Sending part of the answer failed; nobody will read what follows.
+    pub fn connection_lost() -> Failure {
+        Failure {
+            status: Status::No,
+            code: None,
+            text: "Connection lost while answering".into(),
+        }
+    }
+
     pub fn no_such_mailbox() -> Failure {
         Failure::no(Code::NonExistent, "No such mailbox")
     }

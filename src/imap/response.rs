@@ -1,5 +1,8 @@
 //! Building server responses (RFC 3501 7). Responses are written into a
-//! buffer that the connection flushes; nothing here does I/O.
+//! buffer that the connection flushes; nothing here does I/O of its own. A
+//! long answer (FETCH of many large bodies) is handed to the connection in
+//! chunks while it is being built, through the `Sink` the connection lends,
+//! so that its memory is one chunk and one message, not the whole answer.
 //!
 //! The response grammar we emit is small, so it is written directly rather
 //! than through imap-types' response tree: that keeps FETCH bodies streaming
@@ -137,15 +140,77 @@ impl Code {
     }
 }
 
-/// Responses waiting to be sent.
-#[derive(Debug, Default)]
-pub struct Out {
-    buf: Vec<u8>,
+/// Where a long answer goes while it is still being built: the connection.
+#[async_trait::async_trait]
+pub trait Sink: Send {
+    /// Sends the bytes, or fails (the peer is gone or stopped reading).
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()>;
 }
 
-impl Out {
-    pub fn new() -> Out {
+/// Past this much, a streaming `Out` hands what it holds to its sink.
+pub const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Responses waiting to be sent.
+#[derive(Default)]
+pub struct Out<'s> {
+    buf: Vec<u8>,
+    sink: Option<&'s mut dyn Sink>,
+    /// A send to the sink failed: the connection is gone.
+    broken: bool,
+}
+
+impl std::fmt::Debug for Out<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Out")
+            .field("buffered", &self.buf.len())
+            .field("streaming", &self.sink.is_some())
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl Out<'static> {
+    pub fn new() -> Out<'static> {
         Out::default()
+    }
+}
+
+impl<'s> Out<'s> {
+    /// An answer that may be sent in chunks while it is built.
+    pub fn streaming(sink: &'s mut dyn Sink) -> Out<'s> {
+        Out {
+            buf: Vec::new(),
+            sink: Some(sink),
+            broken: false,
+        }
+    }
+
+    /// Whether sending part of the answer failed; the connection must close.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// What is still buffered, and whether the connection broke.
+    pub fn finish(self) -> (Vec<u8>, bool) {
+        (self.buf, self.broken)
+    }
+
+    /// Hands the buffered bytes to the sink once they are a chunk's worth.
+    /// Without a sink (tests, benchmarks) everything stays buffered.
+    pub async fn send_if_full(&mut self) -> Result<(), super::outcome::Failure> {
+        if self.buf.len() < STREAM_CHUNK {
+            return Ok(());
+        }
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(());
+        };
+        if sink.send(&self.buf).await.is_err() {
+            self.broken = true;
+            self.buf = Vec::new();
+            return Err(super::outcome::Failure::connection_lost());
+        }
+        self.buf.clear();
+        Ok(())
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -198,6 +263,11 @@ impl Out {
     /// Raw bytes of a response being assembled (a FETCH with literals).
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// The buffer itself, for a response written in place.
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
     }
 
     /// An untagged data line: `* ` + `data` + CRLF. `data` must already be

@@ -105,7 +105,7 @@ impl Session {
         }
     }
 
-    pub fn greeting(&self, out: &mut Out) {
+    pub fn greeting(&self, out: &mut Out<'_>) {
         out.status(
             None,
             Status::Ok,
@@ -145,7 +145,7 @@ impl Session {
         &mut self,
         set: &imap_types::sequence::SequenceSet,
         by_uid: bool,
-        out: &mut Out,
+        out: &mut Out<'_>,
     ) -> Result<(), Failure> {
         use imap_types::sequence::{SeqOrUid, Sequence};
         let services = self.services.clone();
@@ -179,7 +179,7 @@ impl Session {
         "Autologout; idle for too long"
     }
 
-    pub async fn handle(&mut self, input: Input<'_>, out: &mut Out) -> Next {
+    pub async fn handle(&mut self, input: Input<'_>, out: &mut Out<'_>) -> Next {
         let next = match input {
             Input::Command(bytes) => self.on_command(bytes, out).await,
             Input::Line(line) if self.idling.is_some() => self.on_idle_line(line, out),
@@ -196,7 +196,7 @@ impl Session {
         next
     }
 
-    async fn on_command(&mut self, bytes: &[u8], out: &mut Out) -> Next {
+    async fn on_command(&mut self, bytes: &[u8], out: &mut Out<'_>) -> Next {
         // iOS sends a bare empty line between commands.
         if bytes == b"\r\n" {
             return Next::Command;
@@ -226,7 +226,7 @@ impl Session {
         }
     }
 
-    fn count_bad_command(&mut self, out: &mut Out) -> Next {
+    fn count_bad_command(&mut self, out: &mut Out<'_>) -> Next {
         self.bad_commands += 1;
         if self.bad_commands >= self.services.limits.max_bad_commands {
             out.bye("Too many invalid commands");
@@ -236,7 +236,7 @@ impl Session {
         }
     }
 
-    fn reject_malformed(&self, bytes: &[u8], out: &mut Out) {
+    fn reject_malformed(&self, bytes: &[u8], out: &mut Out<'_>) {
         let tag = crate::server::connection::recover_tag(bytes);
         let name = command_name(bytes);
         let text = match name {
@@ -250,7 +250,7 @@ impl Session {
         out.status(tag.as_deref(), Status::Bad, Some(&Code::Parse), &text);
     }
 
-    fn on_refused(&self, tag: Option<String>, problem: Problem, out: &mut Out) {
+    fn on_refused(&self, tag: Option<String>, problem: Problem, out: &mut Out<'_>) {
         let failure = match problem {
             Problem::LineTooLong => Failure::bad_with(
                 Code::Limit,
@@ -279,7 +279,7 @@ impl Session {
         );
     }
 
-    pub(super) fn finish(&self, tag: &str, outcome: super::outcome::Outcome, out: &mut Out) {
+    pub(super) fn finish(&self, tag: &str, outcome: super::outcome::Outcome, out: &mut Out<'_>) {
         match outcome {
             Ok(done) => out.tagged(tag, Status::Ok, done.code.as_ref(), &done.text),
             Err(failure) => out.tagged(tag, failure.status, failure.code.as_ref(), &failure.text),

@@ -219,7 +219,7 @@ impl View {
     }
 
     /// Removes messages this session expunged, answering `* n EXPUNGE` for each.
-    pub fn remove(&mut self, uids: &[u32], out: &mut Out) {
+    pub fn remove(&mut self, uids: &[u32], out: &mut Out<'_>) {
         let mut indices: Vec<usize> = uids
             .iter()
             .filter_map(|&uid| self.index_of_uid(uid))
@@ -257,7 +257,7 @@ impl View {
     pub async fn refresh(
         &mut self,
         services: &Services,
-        out: &mut Out,
+        out: &mut Out<'_>,
         allow_expunge: bool,
     ) -> Result<(), Failure> {
         let bans = services.directory.bans().await?;
@@ -309,7 +309,7 @@ impl View {
     }
 
     /// Reports messages found gone, highest sequence number first.
-    pub fn report_expunged(&mut self, out: &mut Out) {
+    pub fn report_expunged(&mut self, out: &mut Out<'_>) {
         for index in (0..self.entries.len()).rev() {
             if self.entries[index].is_expunged() {
                 out.untagged(&format!("{} EXPUNGE", index + 1));

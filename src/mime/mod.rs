@@ -28,7 +28,7 @@ mod tree;
 
 pub use bodystructure::body_structure;
 pub use envelope::envelope;
-pub use section::{SectionSpec, SectionText, section};
+pub use section::{SectionSpec, SectionText, Sections, section};
 pub use synthesize::{StoredColumns, message_bytes};
 pub use text::{body_text, header_values};
 

@@ -6,6 +6,8 @@
 //! since a literal may not contain NUL. Both keep `RFC822.SIZE` equal to the
 //! length of `BODY[]` for a message stored with CRLF line endings.
 
+use std::borrow::Cow;
+
 use super::header::{HeaderLine, next_header_line};
 use super::tree::{MessageTree, Part};
 
@@ -47,6 +49,130 @@ pub fn section(raw: &[u8], spec: &SectionSpec) -> Vec<u8> {
         };
     }
     section_of_tree(&MessageTree::parse(raw, false), spec)
+}
+
+/// One message's bytes, as `message_bytes` makes them (CRLF throughout),
+/// read for every section one FETCH asks of it: the part tree is built at
+/// most once, and a section of a message without NUL bytes is a slice of
+/// the bytes, not a copy. Three thousand `BODY[1]<n.1>` items cost one
+/// parse and three thousand slices, not three thousand parses.
+pub struct Sections<'a> {
+    bytes: &'a [u8],
+    tree: Option<MessageTree<'a>>,
+    /// Whether `tree` has every part, or only the message's header.
+    full_tree: bool,
+    /// Served as stored: no NUL to replace, no bare LF to expand.
+    clean: bool,
+}
+
+impl<'a> Sections<'a> {
+    pub fn new(bytes: &'a [u8]) -> Sections<'a> {
+        let clean = !bytes.contains(&0)
+            && bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &c)| c != b'\n' || (i > 0 && bytes[i - 1] == b'\r'));
+        Sections {
+            bytes,
+            tree: None,
+            full_tree: false,
+            clean,
+        }
+    }
+
+    /// The length of the message as served (RFC822.SIZE).
+    pub fn len(&self) -> usize {
+        if self.clean {
+            self.bytes.len()
+        } else {
+            as_served(self.bytes).len()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Builds now what sections `specs` will need (the part tree), so that
+    /// the caller can do the parsing where it costs nobody else.
+    pub fn prepare<'s>(&mut self, mut specs: impl Iterator<Item = &'s SectionSpec>) {
+        if let Some(spec) = specs.find(|spec| !spec.part.is_empty()) {
+            self.tree(spec);
+        }
+    }
+
+    /// The bytes of BODY[section]<partial>, as served.
+    pub fn get(&mut self, spec: &SectionSpec, partial: Option<(u32, u32)>) -> Cow<'a, [u8]> {
+        let contiguous = self.range(spec);
+        let whole: Cow<'a, [u8]> = match contiguous {
+            Some(range) if self.clean => Cow::Borrowed(&self.bytes[range]),
+            Some(range) => Cow::Owned(as_served(&self.bytes[range])),
+            None => Cow::Owned(section_of_tree(self.tree(spec), spec)),
+        };
+        let Some((origin, length)) = partial else {
+            return whole;
+        };
+        let start = (origin as usize).min(whole.len());
+        let end = start.saturating_add(length as usize).min(whole.len());
+        match whole {
+            Cow::Borrowed(bytes) => Cow::Borrowed(&bytes[start..end]),
+            Cow::Owned(bytes) => Cow::Owned(bytes[start..end].to_vec()),
+        }
+    }
+
+    /// Where a section lies in the bytes, when it is one stretch of them
+    /// (everything but HEADER.FIELDS, which picks lines).
+    fn range(&mut self, spec: &SectionSpec) -> Option<std::ops::Range<usize>> {
+        let len = self.bytes.len();
+        if spec.part.is_empty() {
+            let header_end = root_header_end(self.bytes);
+            return match spec.text {
+                SectionText::Full => Some(0..len),
+                SectionText::Header => Some(0..header_end),
+                SectionText::Text => Some(header_end..len),
+                SectionText::Mime => Some(0..0),
+                SectionText::HeaderFields(_) | SectionText::HeaderFieldsNot(_) => None,
+            };
+        }
+        let tree = self.tree(spec);
+        let clamp = |start: usize, size: usize| {
+            let end = start.saturating_add(size).min(len);
+            start.min(end)..end
+        };
+        let Some(index) = find_part(tree, &spec.part) else {
+            return Some(0..0);
+        };
+        let part = &tree.parts[index];
+        let message = if part.is_message() {
+            part.children.first().map(|&child| &tree.parts[child])
+        } else {
+            None
+        };
+        match spec.text {
+            SectionText::Full => Some(clamp(part.body_offset(), part.body.physical)),
+            SectionText::Mime => Some(clamp(part.offset, part.header.physical)),
+            SectionText::Header => {
+                Some(message.map_or(0..0, |m| clamp(m.offset, m.header.physical)))
+            }
+            SectionText::Text => {
+                Some(message.map_or(0..0, |m| clamp(m.body_offset(), m.body.physical)))
+            }
+            SectionText::HeaderFields(_) | SectionText::HeaderFieldsNot(_) => None,
+        }
+    }
+
+    /// The part tree, built the first time a section needs it.
+    fn tree(&mut self, spec: &SectionSpec) -> &MessageTree<'a> {
+        let bytes = self.bytes;
+        let needs_parts = !spec.part.is_empty();
+        if needs_parts && !self.full_tree {
+            // Header-only so far (or nothing): a numbered part needs them all.
+            self.full_tree = true;
+            self.tree = Some(MessageTree::parse(bytes, false));
+        }
+        self.tree
+            .get_or_insert_with(|| MessageTree::header_only(bytes))
+    }
 }
 
 /// Where the message's header ends: after its empty line, or at the end.
@@ -303,5 +429,33 @@ Content-Type: multipart/alternative; boundary=c\r\n\r\n"
             ),
             b"Subject: x\r\n\r\na\x80b\r\n"
         );
+    }
+
+    #[test]
+    fn sections_agree_with_section_for_every_spec() {
+        let texts = [
+            SectionText::Full,
+            SectionText::Header,
+            SectionText::Text,
+            SectionText::Mime,
+            SectionText::HeaderFields(fields(&["subject", "from"])),
+            SectionText::HeaderFieldsNot(fields(&["subject"])),
+        ];
+        let with_nul = NESTED.replace("first", "fi\0st");
+        for raw in [NESTED, with_nul.as_str()] {
+            let mut sections = Sections::new(raw.as_bytes());
+            for part in [&[][..], &[1], &[2], &[2, 1], &[2, 2], &[3], &[2, 1, 1]] {
+                for text in &texts {
+                    let spec = SectionSpec {
+                        part: part.to_vec(),
+                        text: text.clone(),
+                    };
+                    let whole = section(raw.as_bytes(), &spec);
+                    assert_eq!(sections.get(&spec, None).as_ref(), &whole[..], "{spec:?}");
+                    let cut = &whole[whole.len().min(3)..whole.len().min(10)];
+                    assert_eq!(sections.get(&spec, Some((3, 7))).as_ref(), cut, "{spec:?}");
+                }
+            }
+        }
     }
 }

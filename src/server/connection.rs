@@ -8,6 +8,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::Limits;
+use crate::imap::response::Sink;
 
 /// What reading the next command produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +76,7 @@ pub struct Connection<S> {
     max_line: usize,
     max_literal: u32,
     max_message_size: u32,
+    write_timeout: std::time::Duration,
     /// Whether APPEND may send a message-sized literal: only once logged in,
     /// so that a stranger cannot make us buffer 50 MB per connection.
     message_literals: bool,
@@ -89,6 +91,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             max_line: limits.max_line,
             max_literal: limits.max_literal,
             max_message_size: limits.max_message_size,
+            write_timeout: limits.write_timeout,
             message_literals: false,
         }
     }
@@ -117,15 +120,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.output.extend_from_slice(bytes);
     }
 
+    /// Sends what is queued. A client that does not read for
+    /// `IMAP_WRITE_TIMEOUT` fails the write: its connection closes.
     pub async fn flush(&mut self) -> io::Result<()> {
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
-            self.output.clear();
-            // A 5 MB FETCH answer must not stay allocated for the hours the
-            // session then idles.
-            self.output.shrink_to(BUFFER_KEPT);
+        let output = std::mem::take(&mut self.output);
+        let sent = self.send_within_deadline(&output).await;
+        self.output = output;
+        self.output.clear();
+        // A 5 MB FETCH answer must not stay allocated for the hours the
+        // session then idles.
+        self.output.shrink_to(BUFFER_KEPT);
+        sent
+    }
+
+    async fn send_within_deadline(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let send = async {
+            if !bytes.is_empty() {
+                self.stream.write_all(bytes).await?;
+            }
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, send).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )),
         }
-        self.stream.flush().await
     }
 
     /// Sends what is queued and closes gracefully: our side is shut down, and
@@ -317,6 +338,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 None => return Ok(()),
             }
         }
+    }
+}
+
+/// Parts of a long answer go straight out, behind what is already queued.
+#[async_trait::async_trait]
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Sink for Connection<S> {
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.flush().await?;
+        self.send_within_deadline(bytes).await
     }
 }
 

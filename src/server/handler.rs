@@ -142,7 +142,14 @@ pub async fn serve(
                 break "read failed";
             }
         };
-        next = session.handle(input.as_input(), &mut out).await;
+        // A long answer streams out while it is built (see `Out::streaming`).
+        let mut streaming = Out::streaming(&mut connection);
+        next = session.handle(input.as_input(), &mut streaming).await;
+        let (rest, broken) = streaming.finish();
+        if broken {
+            break "write failed";
+        }
+        out.extend(&rest);
         connection.allow_message_literals(session.account().is_some());
         deadline = Instant::now() + session.timeout();
     };

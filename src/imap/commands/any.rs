@@ -10,7 +10,7 @@ use imap_types::extensions::enable::CapabilityEnable;
 use crate::imap::outcome::{Done, Outcome};
 use crate::imap::response::{Out, quoted};
 
-pub fn capability(list: &str, out: &mut Out) -> Outcome {
+pub fn capability(list: &str, out: &mut Out<'_>) -> Outcome {
     out.untagged(&format!("CAPABILITY {list}"));
     Ok(Done::ok("CAPABILITY completed"))
 }
@@ -26,7 +26,7 @@ pub fn logout() -> Outcome {
 pub fn id(
     parameters: Option<Vec<(IString<'_>, NString<'_>)>>,
     peer: &SocketAddr,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     if let Some(parameters) = parameters {
         let described: Vec<String> = parameters
@@ -54,14 +54,14 @@ pub fn id(
 
 /// No extension we advertise can be enabled yet, so nothing is enabled
 /// (RFC 5161 3.1: unknown capabilities are ignored).
-pub fn enable(_requested: &Vec1<CapabilityEnable<'_>>, out: &mut Out) -> Outcome {
+pub fn enable(_requested: &Vec1<CapabilityEnable<'_>>, out: &mut Out<'_>) -> Outcome {
     out.untagged("ENABLED");
     Ok(Done::ok("ENABLE completed"))
 }
 
 /// One personal namespace with no prefix and `/` as delimiter; no shared or
 /// other-users namespaces, since nobody sees anybody else's mail.
-pub fn namespace(out: &mut Out) -> Outcome {
+pub fn namespace(out: &mut Out<'_>) -> Outcome {
     out.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
     Ok(Done::ok("NAMESPACE completed"))
 }

@@ -63,7 +63,7 @@ pub async fn authenticate(
     tag: &str,
     mechanism: &AuthMechanism<'_>,
     initial_response: Option<Secret<Cow<'_, [u8]>>>,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Option<Outcome> {
     if let Err(refusal) = require_privacy(session) {
         return Some(Err(refusal));
@@ -89,7 +89,7 @@ impl Session {
     pub(crate) async fn on_authenticate_response(
         &mut self,
         line: Option<&[u8]>,
-        out: &mut Out,
+        out: &mut Out<'_>,
     ) -> crate::imap::session::Next {
         let Some(tag) = self.pending_authentication.take() else {
             return crate::imap::session::Next::Command;

@@ -18,7 +18,7 @@ pub async fn copy(
     mailbox: &Mailbox<'_>,
     by_uid: bool,
     is_move: bool,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     let services = session.services.clone();
     let account = session.require_account()?.clone();

@@ -10,7 +10,11 @@ pub fn read_only() -> Failure {
     Failure::no(Code::Cannot, "The mailbox is open read-only (EXAMINE)")
 }
 
-pub async fn expunge(session: &mut Session, only: Option<&SequenceSet>, out: &mut Out) -> Outcome {
+pub async fn expunge(
+    session: &mut Session,
+    only: Option<&SequenceSet>,
+    out: &mut Out<'_>,
+) -> Outcome {
     let services = session.services.clone();
     let view = session.selected_view()?;
     if view.read_only {

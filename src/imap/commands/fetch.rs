@@ -12,11 +12,12 @@ use imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName,
 use imap_types::sequence::SequenceSet;
 
 use crate::imap::Services;
+use crate::imap::heavy::{HEAVY_BYTES, off_the_event_loop};
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
 use crate::imap::session::Session;
 use crate::imap::view::flag_list;
-use crate::mime::{self, SectionSpec, SectionText, StoredColumns};
+use crate::mime::{self, SectionSpec, SectionText, Sections, StoredColumns};
 use crate::store::{Content, FlagChange, MessageData, ParseCache};
 
 /// One thing to answer for each message.
@@ -39,6 +40,13 @@ enum Item {
 }
 
 impl Item {
+    fn section_spec(&self) -> Option<&SectionSpec> {
+        match self {
+            Item::Section { spec, .. } => Some(spec),
+            _ => None,
+        }
+    }
+
     fn needs_bytes(&self) -> bool {
         matches!(self, Item::Section { .. })
     }
@@ -48,12 +56,24 @@ impl Item {
     }
 }
 
+/// Most items one FETCH may name. Real clients name a dozen; every item is
+/// work for every message, so the product is what must stay bounded.
+pub const MAX_FETCH_ITEMS: usize = 256;
+
+/// FETCH reads message bytes in batches of about this much (and at most
+/// `BATCH_MESSAGES` messages), so that its memory follows the largest
+/// message, not the sum of all it answers with.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+const BATCH_MESSAGES: usize = 256;
+/// The guess for a message whose size was never computed.
+const UNKNOWN_SIZE: u64 = 64 * 1024;
+
 pub async fn fetch(
     session: &mut Session,
     set: &SequenceSet,
     items: &MacroOrMessageDataItemNames<'_>,
     by_uid: bool,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     let services = session.services.clone();
     let mut items = parse_items(items)?;
@@ -67,40 +87,16 @@ pub async fn fetch(
     if uids.is_empty() {
         return Ok(Done::ok("FETCH completed"));
     }
-    let needs_bytes = items.iter().any(Item::needs_bytes);
-    let needs_parse = items.iter().any(|i| {
-        matches!(
-            i,
-            Item::Size | Item::Envelope | Item::BodyStructure | Item::Body
-        )
-    });
-    let mut messages = services
-        .store
-        .messages(&view.mailbox, &uids, needs_bytes)
-        .await?;
-    if needs_parse && !needs_bytes {
-        // Only messages never parsed before need their bytes.
-        let unparsed: Vec<u32> = messages
-            .iter()
-            .filter(|m| !m.cache.is_complete())
-            .map(|m| m.uid)
-            .collect();
-        if !unparsed.is_empty() {
-            let loaded = services
-                .store
-                .messages(&view.mailbox, &unparsed, true)
-                .await?;
-            let mut contents: HashMap<String, Option<Content>> = loaded
-                .into_iter()
-                .map(|full| (full.id, full.content))
-                .collect();
-            for message in &mut messages {
-                if let Some(content) = contents.remove(&message.id) {
-                    message.content = content;
-                }
-            }
-        }
-    }
+    let needs = Needs {
+        bytes: items.iter().any(Item::needs_bytes),
+        parse: items.iter().any(|i| {
+            matches!(
+                i,
+                Item::Size | Item::Envelope | Item::BodyStructure | Item::Body
+            )
+        }),
+    };
+    let mut messages = services.store.messages(&view.mailbox, &uids, false).await?;
     // A body fetched without PEEK marks the message \Seen, and says so (RFC 3501 6.4.5).
     let mut seen_now = Vec::new();
     if items.iter().any(Item::sets_seen) && !view.read_only {
@@ -130,35 +126,128 @@ pub async fn fetch(
     }
     let report_flags = !items.contains(&Item::Flags) && !seen_now.is_empty();
     let seen_now: HashSet<u32> = seen_now.into_iter().collect();
-    if needs_parse {
-        parse_uncached(&services, &mut messages).await;
-    }
-    for message in &messages {
-        let Some(index) = view.index_of_uid(message.uid) else {
-            continue;
-        };
-        // Content loaded only to parse a message was used up by the parse;
-        // the answer needs the bytes only for body sections.
-        let bytes = message
-            .content
-            .as_ref()
-            .filter(|_| needs_bytes)
-            .map(|content| mime::message_bytes(&stored_columns(message, content)));
-        let recent = view.is_recent(message.uid);
-        out.extend(format!("* {} FETCH (", index + 1).as_bytes());
-        out.extend(&answer(
-            &items,
-            message,
-            &message.cache,
-            bytes.as_deref().unwrap_or_default(),
-            recent,
-        ));
-        if report_flags && seen_now.contains(&message.uid) {
-            out.extend(format!(" FLAGS ({})", flag_list(&message.flags, recent)).as_bytes());
+    let mut start = 0;
+    while start < messages.len() {
+        let end = batch_end(&messages, start, needs);
+        let batch = &mut messages[start..end];
+        start = end;
+        load_contents(&services, &view.mailbox, batch, needs).await?;
+        if needs.parse {
+            parse_uncached(&services, batch).await;
         }
-        out.extend(b")\r\n");
+        for message in batch.iter_mut() {
+            let Some(index) = view.index_of_uid(message.uid) else {
+                continue;
+            };
+            let recent = view.is_recent(message.uid);
+            out.extend(format!("* {} FETCH (", index + 1).as_bytes());
+            write_message(&items, message, needs, recent, out).await?;
+            if report_flags && seen_now.contains(&message.uid) {
+                out.extend(format!(" FLAGS ({})", flag_list(&message.flags, recent)).as_bytes());
+            }
+            out.extend(b")\r\n");
+            // Done with its bytes: the next batch must not stack on them.
+            message.content = None;
+        }
     }
     Ok(Done::ok("FETCH completed"))
+}
+
+/// What the items need of each message beyond the index.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    /// Body sections: the bytes of every message.
+    bytes: bool,
+    /// Size, ENVELOPE or BODYSTRUCTURE: the bytes of messages never parsed.
+    parse: bool,
+}
+
+impl Needs {
+    fn content_of(self, message: &MessageData) -> bool {
+        self.bytes || (self.parse && !message.cache.is_complete())
+    }
+}
+
+/// Where the batch that begins at `start` ends.
+fn batch_end(messages: &[MessageData], start: usize, needs: Needs) -> usize {
+    let mut bytes = 0u64;
+    let mut end = start;
+    while end < messages.len() && end - start < BATCH_MESSAGES {
+        let message = &messages[end];
+        if needs.content_of(message) {
+            let size = message.cache.size.map_or(UNKNOWN_SIZE, u64::from);
+            if end > start && bytes + size > BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+        }
+        end += 1;
+    }
+    end
+}
+
+/// Loads the stored content of the messages of a batch that need it.
+async fn load_contents(
+    services: &Services,
+    mailbox: &crate::store::MailboxId,
+    batch: &mut [MessageData],
+    needs: Needs,
+) -> Result<(), Failure> {
+    let wanted: Vec<u32> = batch
+        .iter()
+        .filter(|m| needs.content_of(m))
+        .map(|m| m.uid)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let loaded = services.store.messages(mailbox, &wanted, true).await?;
+    let mut contents: HashMap<u32, Option<Content>> =
+        loaded.into_iter().map(|m| (m.uid, m.content)).collect();
+    for message in batch.iter_mut() {
+        if let Some(content) = contents.remove(&message.uid) {
+            message.content = content;
+        }
+    }
+    Ok(())
+}
+
+/// One message's items, sent on in chunks as they are written. Its bytes
+/// are made and parsed once, whatever the number of sections asked.
+async fn write_message(
+    items: &[Item],
+    message: &MessageData,
+    needs: Needs,
+    recent: bool,
+    out: &mut Out<'_>,
+) -> Result<(), Failure> {
+    let content = message.content.as_ref().filter(|_| needs.bytes);
+    let large = content.is_some_and(|c| content_length(c) >= HEAVY_BYTES);
+    let make_bytes = || content.map(|c| mime::message_bytes(&stored_columns(message, c)));
+    let bytes = if large {
+        off_the_event_loop(make_bytes)
+    } else {
+        make_bytes()
+    };
+    let mut sections = Sections::new(bytes.as_deref().unwrap_or_default());
+    if large {
+        off_the_event_loop(|| sections.prepare(items.iter().filter_map(Item::section_spec)));
+    }
+    for (position, item) in items.iter().enumerate() {
+        if position > 0 {
+            out.extend(b" ");
+        }
+        write_item(item, message, &mut sections, recent, out.buffer());
+        out.send_if_full().await?;
+    }
+    Ok(())
+}
+
+/// Roughly how many bytes the stored content makes.
+fn content_length(content: &Content) -> usize {
+    content.raw.as_ref().map_or(0, Vec::len)
+        + content.body.as_ref().map_or(0, String::len)
+        + content.html.as_ref().map_or(0, String::len)
 }
 
 /// The columns a message's bytes are made from.
@@ -182,15 +271,18 @@ pub(crate) fn stored_columns<'a>(
 /// and keeps the results. Failing to keep them costs a parse next time, not
 /// this answer.
 async fn parse_uncached(services: &Services, messages: &mut [MessageData]) {
-    let mut fresh = Vec::new();
-    for message in messages.iter_mut() {
-        if let Some(content) = &message.content
-            && !message.cache.is_complete()
-        {
-            message.cache = parse(&mime::message_bytes(&stored_columns(message, content)));
-            fresh.push((message.id.clone(), message.cache.clone()));
+    let fresh = off_the_event_loop(|| {
+        let mut fresh = Vec::new();
+        for message in messages.iter_mut() {
+            if let Some(content) = &message.content
+                && !message.cache.is_complete()
+            {
+                message.cache = parse(&mime::message_bytes(&stored_columns(message, content)));
+                fresh.push((message.id.clone(), message.cache.clone()));
+            }
         }
-    }
+        fresh
+    });
     if fresh.is_empty() {
         return;
     }
@@ -228,74 +320,83 @@ fn answer(
     recent: bool,
 ) -> Vec<u8> {
     let mut data: Vec<u8> = Vec::new();
+    let mut sections = Sections::new(bytes);
+    let message = MessageData {
+        cache: cache.clone(),
+        ..message.clone()
+    };
     for (position, item) in items.iter().enumerate() {
         if position > 0 {
             data.push(b' ');
         }
-        let mut text = String::new();
-        match item {
-            Item::Uid => {
-                let _ = write!(text, "UID {}", message.uid);
-            }
-            Item::Flags => {
-                let _ = write!(text, "FLAGS ({})", flag_list(&message.flags, recent));
-            }
-            Item::InternalDate => {
-                let _ = write!(
-                    text,
-                    "INTERNALDATE \"{}\"",
-                    message.timestamp.format("%e-%b-%Y %H:%M:%S %z")
-                );
-            }
-            Item::Size => {
-                let size = cache.size.unwrap_or(bytes.len() as u32);
-                let _ = write!(text, "RFC822.SIZE {size}");
-            }
-            Item::Envelope => {
-                let _ = write!(
-                    text,
-                    "ENVELOPE {}",
-                    cache.envelope.as_deref().unwrap_or("NIL")
-                );
-            }
-            Item::BodyStructure => {
-                let _ = write!(
-                    text,
-                    "BODYSTRUCTURE {}",
-                    cache.body_structure.as_deref().unwrap_or("NIL")
-                );
-            }
-            Item::Body => {
-                let _ = write!(text, "BODY {}", cache.body.as_deref().unwrap_or("NIL"));
-            }
-            Item::Section {
-                label,
-                spec,
-                partial,
-                ..
-            } => {
-                let whole = mime::section(bytes, spec);
-                // The answer names the origin asked for, even past the end (RFC 3501 6.4.5).
-                let (origin, slice) = match partial {
-                    Some((origin, length)) => {
-                        let start = (*origin as usize).min(whole.len());
-                        let end = start.saturating_add(*length as usize).min(whole.len());
-                        (Some(*origin), &whole[start..end])
-                    }
-                    None => (None, &whole[..]),
-                };
-                data.extend_from_slice(label.as_bytes());
-                if let Some(origin) = origin {
-                    data.extend_from_slice(format!("<{origin}>").as_bytes());
-                }
-                data.extend_from_slice(format!(" {{{}}}\r\n", slice.len()).as_bytes());
-                data.extend_from_slice(slice);
-                continue;
-            }
-        }
-        data.extend_from_slice(text.as_bytes());
+        write_item(item, &message, &mut sections, recent, &mut data);
     }
     data
+}
+
+/// One item of a message's answer.
+fn write_item(
+    item: &Item,
+    message: &MessageData,
+    sections: &mut Sections<'_>,
+    recent: bool,
+    data: &mut Vec<u8>,
+) {
+    let cache = &message.cache;
+    let mut text = String::new();
+    match item {
+        Item::Uid => {
+            let _ = write!(text, "UID {}", message.uid);
+        }
+        Item::Flags => {
+            let _ = write!(text, "FLAGS ({})", flag_list(&message.flags, recent));
+        }
+        Item::InternalDate => {
+            let _ = write!(
+                text,
+                "INTERNALDATE \"{}\"",
+                message.timestamp.format("%e-%b-%Y %H:%M:%S %z")
+            );
+        }
+        Item::Size => {
+            let size = cache.size.unwrap_or(sections.len() as u32);
+            let _ = write!(text, "RFC822.SIZE {size}");
+        }
+        Item::Envelope => {
+            let _ = write!(
+                text,
+                "ENVELOPE {}",
+                cache.envelope.as_deref().unwrap_or("NIL")
+            );
+        }
+        Item::BodyStructure => {
+            let _ = write!(
+                text,
+                "BODYSTRUCTURE {}",
+                cache.body_structure.as_deref().unwrap_or("NIL")
+            );
+        }
+        Item::Body => {
+            let _ = write!(text, "BODY {}", cache.body.as_deref().unwrap_or("NIL"));
+        }
+        Item::Section {
+            label,
+            spec,
+            partial,
+            ..
+        } => {
+            let slice = sections.get(spec, *partial);
+            data.extend_from_slice(label.as_bytes());
+            // The answer names the origin asked for, even past the end (RFC 3501 6.4.5).
+            if let Some((origin, _)) = partial {
+                data.extend_from_slice(format!("<{origin}>").as_bytes());
+            }
+            data.extend_from_slice(format!(" {{{}}}\r\n", slice.len()).as_bytes());
+            data.extend_from_slice(&slice);
+            return;
+        }
+    }
+    data.extend_from_slice(text.as_bytes());
 }
 
 fn parse_items(items: &MacroOrMessageDataItemNames<'_>) -> Result<Vec<Item>, Failure> {
@@ -326,6 +427,12 @@ fn parse_items(items: &MacroOrMessageDataItemNames<'_>) -> Result<Vec<Item>, Fai
             ));
         }
     };
+    if names.len() > MAX_FETCH_ITEMS {
+        return Err(Failure::bad_with(
+            Code::Limit,
+            format!("FETCH names more than {MAX_FETCH_ITEMS} items"),
+        ));
+    }
     let mut items = Vec::with_capacity(names.len());
     for name in names {
         let item = match name {

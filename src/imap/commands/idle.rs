@@ -5,7 +5,7 @@ use crate::imap::outcome::{Done, Failure};
 use crate::imap::response::Out;
 use crate::imap::session::{Next, Session};
 
-pub fn start(session: &mut Session, tag: &str, out: &mut Out) -> Next {
+pub fn start(session: &mut Session, tag: &str, out: &mut Out<'_>) -> Next {
     session.idling = Some(tag.to_owned());
     out.continuation("idling");
     Next::Idle
@@ -22,7 +22,7 @@ pub enum Wake {
 
 impl Session {
     /// The line that ends IDLE.
-    pub(crate) fn on_idle_line(&mut self, line: Option<&[u8]>, out: &mut Out) -> Next {
+    pub(crate) fn on_idle_line(&mut self, line: Option<&[u8]>, out: &mut Out<'_>) -> Next {
         let Some(tag) = self.idling.take() else {
             return Next::Command;
         };
@@ -53,7 +53,7 @@ impl Session {
     /// Reports what changed while idling. Woken by a notification or by the
     /// poll timer; the timer alone means a full look only where the store
     /// cannot hear every writer, and otherwise just a check of the bans.
-    pub async fn idle_update(&mut self, wake: Wake, out: &mut Out) {
+    pub async fn idle_update(&mut self, wake: Wake, out: &mut Out<'_>) {
         let services = self.services.clone();
         let Some(view) = self.selected.as_mut() else {
             return;

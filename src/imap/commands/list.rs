@@ -35,7 +35,7 @@ pub async fn list(
     reference: &Mailbox<'_>,
     pattern: &ListMailbox<'_>,
     subscribed_only: bool,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     let done = if subscribed_only {
         "LSUB completed"

@@ -23,7 +23,7 @@ pub async fn search(
     charset: Option<&Charset<'_>>,
     criteria: &[SearchKey<'_>],
     by_uid: bool,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     if let Some(charset) = charset {
         let name = charset.as_ref();

@@ -17,7 +17,7 @@ pub async fn select(
     session: &mut Session,
     mailbox: &Mailbox<'_>,
     read_only: bool,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
     session.selected = None;

@@ -17,7 +17,7 @@ pub async fn status(
     account: &Account,
     mailbox: &Mailbox<'_>,
     items: &[StatusDataItemName],
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     let name = names::parse(mailbox)?;
     let resolved = names::resolve_readable(services, account, &name).await?;

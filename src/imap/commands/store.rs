@@ -18,7 +18,7 @@ pub async fn store(
     response: &StoreResponse,
     flags: &[Flag<'_>],
     by_uid: bool,
-    out: &mut Out,
+    out: &mut Out<'_>,
 ) -> Outcome {
     let services = session.services.clone();
     let view = session.selected_view()?;
