@@ -11,6 +11,7 @@ use imap_types::core::Charset;
 use imap_types::search::SearchKey;
 
 use super::fetch::stored_columns;
+use crate::imap::heavy::off_the_event_loop;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
 use crate::imap::session::Session;
@@ -34,50 +35,74 @@ pub async fn search(
             ));
         }
     }
+    if count_keys(criteria) > MAX_SEARCH_KEYS {
+        return Err(Failure::bad_with(
+            Code::Limit,
+            format!("SEARCH has more than {MAX_SEARCH_KEYS} keys"),
+        ));
+    }
     let services = session.services.clone();
     let view = session.selected_view()?;
-    let uids: Vec<u32> = view
+    let live: Vec<(usize, u32)> = view
         .entries()
         .iter()
-        .filter(|e| !e.is_expunged())
-        .map(|e| e.uid)
+        .enumerate()
+        .filter(|(_, e)| !e.is_expunged())
+        .map(|(index, e)| (index, e.uid))
         .collect();
     let needs = criteria
         .iter()
         .map(needs_of)
         .fold(Needs::default(), Needs::or);
-    let messages = if needs.any() {
-        services
-            .store
-            .messages(&view.mailbox, &uids, needs.content)
-            .await?
-    } else {
-        Vec::new()
-    };
     // Sets named in the criteria, resolved once against the view.
     let mut sets = Vec::new();
     collect_sets(criteria, view, &mut sets)?;
-    let by_uid_index: HashMap<u32, &MessageData> = messages.iter().map(|m| (m.uid, m)).collect();
+    let view: &View = view;
+    let search = Search {
+        criteria,
+        view,
+        sets: &sets,
+        by_uid,
+    };
     let mut found = Vec::new();
-    let mut set_index;
-    for (index, entry) in view.entries().iter().enumerate() {
-        if entry.is_expunged() {
-            continue;
-        }
-        let message = by_uid_index.get(&entry.uid).copied();
-        let mut candidate = Candidate {
-            seq: index,
-            flags: view.flags(entry),
-            recent: view.is_recent(entry.uid),
-            message,
-            bytes: None,
-        };
-        set_index = 0;
-        if criteria
-            .iter()
-            .all(|key| matches(key, &mut candidate, &sets, &mut set_index))
-        {
-            found.push(if by_uid { entry.uid } else { index as u32 + 1 });
+    if !needs.any() {
+        search.run(&live, &[], &mut found);
+    } else {
+        let uids: Vec<u32> = live.iter().map(|&(_, uid)| uid).collect();
+        let mut messages = services.store.messages(&view.mailbox, &uids, false).await?;
+        if !needs.content {
+            search.run(&live, &messages, &mut found);
+        } else {
+            // The bytes come in batches, and are scanned off the event loop:
+            // memory follows the batch, and a 100 MB mailbox stalls nobody.
+            let messages_len = messages.len();
+            let mut live_done = 0;
+            let mut start = 0;
+            while start < messages_len {
+                let end = batch_end(&messages, start);
+                let batch = &mut messages[start..end];
+                start = end;
+                let batch_uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+                let loaded = services
+                    .store
+                    .messages(&view.mailbox, &batch_uids, true)
+                    .await?;
+                let mut contents: HashMap<u32, _> =
+                    loaded.into_iter().map(|m| (m.uid, m.content)).collect();
+                for message in batch.iter_mut() {
+                    message.content = contents.remove(&message.uid).flatten();
+                }
+                // Live messages up to this batch's last UID (the last batch takes
+                // the rest): every one is looked at exactly once.
+                let last = if start == messages_len {
+                    live.len()
+                } else {
+                    live.partition_point(|&(_, uid)| uid <= batch_uids[batch_uids.len() - 1])
+                };
+                let first = std::mem::replace(&mut live_done, last);
+                off_the_event_loop(|| search.run(&live[first..last], batch, &mut found));
+                batch.iter_mut().for_each(|m| m.content = None);
+            }
         }
     }
     let list: Vec<String> = found.iter().map(u32::to_string).collect();
@@ -87,6 +112,84 @@ pub async fn search(
         out.untagged(&format!("SEARCH {}", list.join(" ")));
     }
     Ok(Done::ok("SEARCH completed"))
+}
+
+/// Most keys one SEARCH may have (every key is work for every message).
+/// Real clients send a handful; imap-codec already bounds their nesting.
+pub const MAX_SEARCH_KEYS: usize = 100;
+
+/// SEARCH reads message bytes in batches of about this much (at least one
+/// message), like FETCH.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+const BATCH_MESSAGES: usize = 256;
+const UNKNOWN_SIZE: u64 = 64 * 1024;
+
+fn batch_end(messages: &[MessageData], start: usize) -> usize {
+    let mut bytes = 0u64;
+    let mut end = start;
+    while end < messages.len() && end - start < BATCH_MESSAGES {
+        let size = messages[end].cache.size.map_or(UNKNOWN_SIZE, u64::from);
+        if end > start && bytes + size > BATCH_BYTES {
+            break;
+        }
+        bytes += size;
+        end += 1;
+    }
+    end
+}
+
+/// Every key, nested ones included.
+fn count_keys(keys: &[SearchKey<'_>]) -> usize {
+    keys.iter()
+        .map(|key| {
+            1 + match key {
+                SearchKey::And(keys) => count_keys(keys.as_ref()),
+                SearchKey::Not(key) => count_keys(std::slice::from_ref(key)),
+                SearchKey::Or(a, b) => {
+                    count_keys(std::slice::from_ref(a)) + count_keys(std::slice::from_ref(b))
+                }
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
+/// One SEARCH, applied to the view's messages a batch at a time.
+struct Search<'a> {
+    criteria: &'a [SearchKey<'a>],
+    view: &'a View,
+    sets: &'a [HashSet<usize>],
+    by_uid: bool,
+}
+
+impl Search<'_> {
+    /// Adds the matches among `live` (sequence index, UID) to `found`;
+    /// `messages` holds what was loaded for them, in UID order.
+    fn run(&self, live: &[(usize, u32)], messages: &[MessageData], found: &mut Vec<u32>) {
+        let by_uid_index: HashMap<u32, &MessageData> =
+            messages.iter().map(|m| (m.uid, m)).collect();
+        for &(index, uid) in live {
+            let entry = self.view.entry(index);
+            let mut candidate = Candidate {
+                seq: index,
+                flags: self.view.flags(entry),
+                recent: self.view.is_recent(uid),
+                message: by_uid_index.get(&uid).copied(),
+                bytes: None,
+                body: None,
+                header_block: None,
+                headers: HashMap::new(),
+            };
+            let mut set_index = 0;
+            if self
+                .criteria
+                .iter()
+                .all(|key| matches(key, &mut candidate, self.sets, &mut set_index))
+            {
+                found.push(if self.by_uid { uid } else { index as u32 + 1 });
+            }
+        }
+    }
 }
 
 /// What the criteria need loaded.
@@ -175,6 +278,13 @@ struct Candidate<'a> {
     recent: bool,
     message: Option<&'a MessageData>,
     bytes: Option<Vec<u8>>,
+    /// The decoded body text, lower-cased: made once per message, whatever
+    /// the number of BODY and TEXT keys.
+    body: Option<String>,
+    /// The raw header block, lower-cased, for TEXT.
+    header_block: Option<String>,
+    /// Decoded, lower-cased values of the header fields asked about so far.
+    headers: HashMap<String, Vec<String>>,
 }
 
 impl Candidate<'_> {
@@ -226,9 +336,38 @@ impl Candidate<'_> {
 
     fn header_contains(&mut self, name: &str, needle: &str) -> bool {
         let needle = needle.to_lowercase();
-        let values = mime::header_values(self.bytes(), name);
+        let key = name.to_ascii_lowercase();
+        if !self.headers.contains_key(&key) {
+            let values = mime::header_values(self.bytes(), name)
+                .iter()
+                .map(|v| v.to_lowercase())
+                .collect();
+            self.headers.insert(key.clone(), values);
+        }
         // HEADER name "" matches every message that has the field (RFC 3501 6.4.4).
-        values.iter().any(|v| v.to_lowercase().contains(&needle))
+        self.headers
+            .get(&key)
+            .is_some_and(|values| values.iter().any(|v| v.contains(&needle)))
+    }
+
+    fn header_block_contains(&mut self, needle: &str) -> bool {
+        if self.header_block.is_none() {
+            let bytes = self.bytes();
+            let block = String::from_utf8_lossy(&bytes[..header_length(bytes)]).to_lowercase();
+            self.header_block = Some(block);
+        }
+        self.header_block
+            .as_deref()
+            .unwrap_or_default()
+            .contains(needle)
+    }
+
+    fn body_contains(&mut self, needle: &str) -> bool {
+        if self.body.is_none() {
+            let body = mime::body_text(self.bytes()).to_lowercase();
+            self.body = Some(body);
+        }
+        self.body.as_deref().unwrap_or_default().contains(needle)
     }
 }
 
@@ -292,18 +431,11 @@ fn matches(
         SearchKey::Bcc(value) => c.header_contains("Bcc", &text(value)),
         SearchKey::Subject(value) => c.header_contains("Subject", &text(value)),
         SearchKey::Header(name, value) => c.header_contains(&text(name), &text(value)),
-        SearchKey::Body(value) => {
-            let needle = text(value).to_lowercase();
-            mime::body_text(c.bytes()).to_lowercase().contains(&needle)
-        }
+        SearchKey::Body(value) => c.body_contains(&text(value).to_lowercase()),
         SearchKey::Text(value) => {
             let needle = text(value).to_lowercase();
-            let bytes = c.bytes();
-            let header_end = header_length(bytes);
-            String::from_utf8_lossy(&bytes[..header_end])
-                .to_lowercase()
-                .contains(&needle)
-                || mime::body_text(bytes).to_lowercase().contains(&needle)
+            c.header_block_contains(&needle)
+                || c.body_contains(&needle)
                 || DECODED_HEADERS
                     .iter()
                     .any(|name| c.header_contains(name, &needle))
