@@ -63,10 +63,11 @@ pub const MAX_FETCH_ITEMS: usize = 256;
 /// FETCH reads message bytes in batches of about this much (and at most
 /// `BATCH_MESSAGES` messages), so that its memory follows the largest
 /// message, not the sum of all it answers with.
-const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const BATCH_MESSAGES: usize = 256;
-/// The guess for a message whose size was never computed.
-const UNKNOWN_SIZE: u64 = 64 * 1024;
+/// The guess for a message whose size was never computed: large, so that
+/// a batch of such messages stays small (four of them).
+const UNKNOWN_SIZE: u64 = 1024 * 1024;
 
 pub async fn fetch(
     session: &mut Session,

@@ -120,9 +120,11 @@ pub const MAX_SEARCH_KEYS: usize = 100;
 
 /// SEARCH reads message bytes in batches of about this much (at least one
 /// message), like FETCH.
-const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const BATCH_MESSAGES: usize = 256;
-const UNKNOWN_SIZE: u64 = 64 * 1024;
+/// The guess for a message whose size was never computed: large, so that
+/// a batch of such messages stays small.
+const UNKNOWN_SIZE: u64 = 1024 * 1024;
 
 fn batch_end(messages: &[MessageData], start: usize) -> usize {
     let mut bytes = 0u64;
@@ -138,18 +140,17 @@ fn batch_end(messages: &[MessageData], start: usize) -> usize {
     end
 }
 
-/// Every key, nested ones included.
+/// The keys that test messages, nested ones included (NOT, OR and
+/// parentheses only combine them).
 fn count_keys(keys: &[SearchKey<'_>]) -> usize {
     keys.iter()
-        .map(|key| {
-            1 + match key {
-                SearchKey::And(keys) => count_keys(keys.as_ref()),
-                SearchKey::Not(key) => count_keys(std::slice::from_ref(key)),
-                SearchKey::Or(a, b) => {
-                    count_keys(std::slice::from_ref(a)) + count_keys(std::slice::from_ref(b))
-                }
-                _ => 0,
+        .map(|key| match key {
+            SearchKey::And(keys) => count_keys(keys.as_ref()),
+            SearchKey::Not(key) => count_keys(std::slice::from_ref(key)),
+            SearchKey::Or(a, b) => {
+                count_keys(std::slice::from_ref(a)) + count_keys(std::slice::from_ref(b))
             }
+            _ => 1,
         })
         .sum()
 }
