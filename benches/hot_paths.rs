@@ -99,6 +99,7 @@ fn fetch_encoding(c: &mut Criterion) {
         flags: vec!["\\Seen".to_owned(), "$Forwarded".to_owned()],
         timestamp: Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap(),
         cache: cache.clone(),
+        stored_size: 0,
         content: None,
     };
     let mut group = c.benchmark_group("encode FETCH answer");

@@ -195,22 +195,42 @@ impl<'s> Out<'s> {
         (self.buf, self.broken)
     }
 
-    /// Hands the buffered bytes to the sink once they are a chunk's worth.
-    /// Without a sink (tests, benchmarks) everything stays buffered.
-    pub async fn send_if_full(&mut self) -> Result<(), super::outcome::Failure> {
-        if self.buf.len() < STREAM_CHUNK {
+    /// Adds bytes to the answer; a chunk's worth or more goes straight to the
+    /// sink, behind what is buffered, without being copied into the buffer.
+    pub async fn extend_large(&mut self, bytes: &[u8]) -> Result<(), super::outcome::Failure> {
+        if bytes.len() < STREAM_CHUNK || self.sink.is_none() {
+            self.buf.extend_from_slice(bytes);
             return Ok(());
         }
+        self.send(bytes).await
+    }
+
+    /// Sends what is buffered, then `bytes`.
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), super::outcome::Failure> {
         let Some(sink) = self.sink.as_mut() else {
+            self.buf.extend_from_slice(bytes);
             return Ok(());
         };
-        if sink.send(&self.buf).await.is_err() {
+        let mut sent = sink.send(&self.buf).await;
+        if sent.is_ok() && !bytes.is_empty() {
+            sent = sink.send(bytes).await;
+        }
+        self.buf.clear();
+        if sent.is_err() {
             self.broken = true;
             self.buf = Vec::new();
             return Err(super::outcome::Failure::connection_lost());
         }
-        self.buf.clear();
         Ok(())
+    }
+
+    /// Hands the buffered bytes to the sink once they are a chunk's worth.
+    /// Without a sink (tests, benchmarks) everything stays buffered.
+    pub async fn send_if_full(&mut self) -> Result<(), super::outcome::Failure> {
+        if self.buf.len() < STREAM_CHUNK || self.sink.is_none() {
+            return Ok(());
+        }
+        self.send(&[]).await
     }
 
     pub fn bytes(&self) -> &[u8] {

@@ -29,7 +29,7 @@ mod tree;
 pub use bodystructure::body_structure;
 pub use envelope::envelope;
 pub use section::{SectionSpec, SectionText, Sections, section};
-pub use synthesize::{StoredColumns, message_bytes};
+pub use synthesize::{StoredColumns, message_bytes, served_bytes};
 pub use text::{body_text, header_values};
 
 use chrono::{DateTime, Utc};

@@ -3,6 +3,8 @@
 //! else one built from the columns. Built messages depend only on the row, so
 //! every FETCH returns the same bytes and `RFC822.SIZE` stays true.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 
 /// The columns of an `emails` row that make up a message.
@@ -21,9 +23,31 @@ pub struct StoredColumns<'a> {
 /// The message bytes for a row, with CRLF line endings throughout (bare LFs
 /// in stored messages become CRLF, as any IMAP server serves them).
 pub fn message_bytes(columns: &StoredColumns<'_>) -> Vec<u8> {
+    served_bytes(columns).into_owned()
+}
+
+/// The same bytes, borrowed from the row when it holds them as served (raw,
+/// with CRLF throughout): a 5 MB message is not copied to be answered.
+pub fn served_bytes<'a>(columns: &StoredColumns<'a>) -> Cow<'a, [u8]> {
     if let Some(raw) = columns.raw {
-        return crlf(raw);
+        return if has_bare_lf(raw) {
+            Cow::Owned(crlf(raw))
+        } else {
+            Cow::Borrowed(raw)
+        };
     }
+    Cow::Owned(built_bytes(columns))
+}
+
+fn has_bare_lf(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+}
+
+/// A message from `body` or the other columns, for rows without `raw`.
+fn built_bytes(columns: &StoredColumns<'_>) -> Vec<u8> {
     if let Some(body) = columns.body
         && is_complete_message(body.as_bytes())
     {

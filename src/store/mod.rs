@@ -137,6 +137,9 @@ pub struct MessageData {
     pub flags: Vec<String>,
     pub timestamp: DateTime<Utc>,
     pub cache: ParseCache,
+    /// Bytes of stored content (raw, body and html), known without loading
+    /// it: what reading its content will cost, so FETCH can batch by it.
+    pub stored_size: u64,
     /// The stored content; loaded only when asked for.
     pub content: Option<Content>,
 }

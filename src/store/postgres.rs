@@ -14,7 +14,9 @@ use crate::notify::Hub;
 /// The columns of `MessageData`, then those of `Content`.
 const MESSAGE_COLUMNS: &str =
     "id::text, {uid}, coalesce(flags, '{}'), coalesce(timestamp, created_at, now()),
-    imap_size, envelope, bodystructure, body_basic";
+    imap_size, envelope, bodystructure, body_basic,
+    coalesce(octet_length(raw), 0)::bigint + coalesce(octet_length(body), 0)::bigint
+        + coalesce(octet_length(html), 0)::bigint";
 const CONTENT_COLUMNS: &str = ", raw, subject, from_addr, to_addrs::text, body, html";
 
 fn uid_list(uids: &[u32]) -> Vec<i64> {
@@ -25,12 +27,12 @@ fn message_from_row(row: &PgRow, with_content: bool) -> StoreResult<MessageData>
     let size: Option<i64> = row.try_get(4)?;
     let content = if with_content {
         Some(Content {
-            raw: row.try_get(8)?,
-            subject: row.try_get(9)?,
-            from_addr: row.try_get(10)?,
-            to_addrs: row.try_get(11)?,
-            body: row.try_get(12)?,
-            html: row.try_get(13)?,
+            raw: row.try_get(9)?,
+            subject: row.try_get(10)?,
+            from_addr: row.try_get(11)?,
+            to_addrs: row.try_get(12)?,
+            body: row.try_get(13)?,
+            html: row.try_get(14)?,
         })
     } else {
         None
@@ -46,6 +48,7 @@ fn message_from_row(row: &PgRow, with_content: bool) -> StoreResult<MessageData>
             body_structure: row.try_get(6)?,
             body: row.try_get(7)?,
         },
+        stored_size: u64::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0),
         content,
     })
 }

@@ -17,7 +17,8 @@ use crate::notify::Hub;
 
 /// The columns of `MessageData`, then those of `Content`.
 const MESSAGE_COLUMNS: &str =
-    "id, {uid}, flags, timestamp, imap_size, envelope, bodystructure, body_basic";
+    "id, {uid}, flags, timestamp, imap_size, envelope, bodystructure, body_basic,
+    coalesce(octet_length(raw), 0) + coalesce(octet_length(body), 0) + coalesce(octet_length(html), 0)";
 const CONTENT_COLUMNS: &str = ", raw, subject, from_addr, to_addrs, body, html";
 
 /// SQLite has no arrays: UID lists travel as JSON, read with `json_each`.
@@ -35,12 +36,12 @@ fn message_from_row(row: &SqliteRow, with_content: bool) -> StoreResult<MessageD
     let flags: String = row.try_get(2)?;
     let content = if with_content {
         Some(Content {
-            raw: row.try_get(8)?,
-            subject: row.try_get(9)?,
-            from_addr: row.try_get(10)?,
-            to_addrs: row.try_get(11)?,
-            body: row.try_get(12)?,
-            html: row.try_get(13)?,
+            raw: row.try_get(9)?,
+            subject: row.try_get(10)?,
+            from_addr: row.try_get(11)?,
+            to_addrs: row.try_get(12)?,
+            body: row.try_get(13)?,
+            html: row.try_get(14)?,
         })
     } else {
         None
@@ -56,6 +57,7 @@ fn message_from_row(row: &SqliteRow, with_content: bool) -> StoreResult<MessageD
             body_structure: row.try_get(6)?,
             body: row.try_get(7)?,
         },
+        stored_size: u64::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0),
         content,
     })
 }

@@ -65,9 +65,6 @@ pub const MAX_FETCH_ITEMS: usize = 256;
 /// message, not the sum of all it answers with.
 const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const BATCH_MESSAGES: usize = 256;
-/// The guess for a message whose size was never computed: large, so that
-/// a batch of such messages stays small (four of them).
-const UNKNOWN_SIZE: u64 = 1024 * 1024;
 
 pub async fn fetch(
     session: &mut Session,
@@ -176,7 +173,7 @@ fn batch_end(messages: &[MessageData], start: usize, needs: Needs) -> usize {
     while end < messages.len() && end - start < BATCH_MESSAGES {
         let message = &messages[end];
         if needs.content_of(message) {
-            let size = message.cache.size.map_or(UNKNOWN_SIZE, u64::from);
+            let size = message.stored_size.max(1);
             if end > start && bytes + size > BATCH_BYTES {
                 break;
             }
@@ -224,7 +221,7 @@ async fn write_message(
 ) -> Result<(), Failure> {
     let content = message.content.as_ref().filter(|_| needs.bytes);
     let large = content.is_some_and(|c| content_length(c) >= HEAVY_BYTES);
-    let make_bytes = || content.map(|c| mime::message_bytes(&stored_columns(message, c)));
+    let make_bytes = || content.map(|c| mime::served_bytes(&stored_columns(message, c)));
     let bytes = if large {
         off_the_event_loop(make_bytes)
     } else {
@@ -238,7 +235,20 @@ async fn write_message(
         if position > 0 {
             out.extend(b" ");
         }
-        write_item(item, message, &mut sections, recent, out.buffer());
+        match item {
+            // A body section may be megabytes: it goes out as it lies.
+            Item::Section {
+                label,
+                spec,
+                partial,
+                ..
+            } => {
+                let slice = sections.get(spec, *partial);
+                section_head(label, *partial, slice.len(), out.buffer());
+                out.extend_large(&slice).await?;
+            }
+            _ => write_item(item, message, &mut sections, recent, out.buffer()),
+        }
         out.send_if_full().await?;
     }
     Ok(())
@@ -387,17 +397,22 @@ fn write_item(
             ..
         } => {
             let slice = sections.get(spec, *partial);
-            data.extend_from_slice(label.as_bytes());
-            // The answer names the origin asked for, even past the end (RFC 3501 6.4.5).
-            if let Some((origin, _)) = partial {
-                data.extend_from_slice(format!("<{origin}>").as_bytes());
-            }
-            data.extend_from_slice(format!(" {{{}}}\r\n", slice.len()).as_bytes());
+            section_head(label, *partial, slice.len(), data);
             data.extend_from_slice(&slice);
             return;
         }
     }
     data.extend_from_slice(text.as_bytes());
+}
+
+/// `BODY[section]<origin> {length}` and its line break, before the bytes.
+fn section_head(label: &str, partial: Option<(u32, u32)>, length: usize, data: &mut Vec<u8>) {
+    data.extend_from_slice(label.as_bytes());
+    // The answer names the origin asked for, even past the end (RFC 3501 6.4.5).
+    if let Some((origin, _)) = partial {
+        data.extend_from_slice(format!("<{origin}>").as_bytes());
+    }
+    data.extend_from_slice(format!(" {{{length}}}\r\n").as_bytes());
 }
 
 fn parse_items(items: &MacroOrMessageDataItemNames<'_>) -> Result<Vec<Item>, Failure> {

@@ -122,15 +122,12 @@ pub const MAX_SEARCH_KEYS: usize = 100;
 /// message), like FETCH.
 const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const BATCH_MESSAGES: usize = 256;
-/// The guess for a message whose size was never computed: large, so that
-/// a batch of such messages stays small.
-const UNKNOWN_SIZE: u64 = 1024 * 1024;
 
 fn batch_end(messages: &[MessageData], start: usize) -> usize {
     let mut bytes = 0u64;
     let mut end = start;
     while end < messages.len() && end - start < BATCH_MESSAGES {
-        let size = messages[end].cache.size.map_or(UNKNOWN_SIZE, u64::from);
+        let size = messages[end].stored_size.max(1);
         if end > start && bytes + size > BATCH_BYTES {
             break;
         }
