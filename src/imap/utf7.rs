@@ -61,6 +61,11 @@ pub struct InvalidName;
 pub fn decode(wire: &[u8]) -> Result<String, InvalidName> {
     let text = std::str::from_utf8(wire).map_err(|_| InvalidName)?;
     if !text.is_ascii() {
+        // The same rule as for encoded names: a control character here
+        // would make a name that its own LIST form (encoded) cannot reach.
+        if text.chars().any(char::is_control) {
+            return Err(InvalidName);
+        }
         return Ok(text.to_owned());
     }
     let mut out = String::with_capacity(text.len());
@@ -136,5 +141,13 @@ mod tests {
     #[test]
     fn raw_utf8_is_accepted() {
         assert_eq!(decode("Gelöscht".as_bytes()).unwrap(), "Gelöscht");
+    }
+
+    #[test]
+    fn raw_utf8_names_with_control_characters_are_refused() {
+        assert_eq!(decode("é\u{1}".as_bytes()), Err(InvalidName));
+        assert_eq!(decode("ü\r\n".as_bytes()), Err(InvalidName));
+        let name = decode("Grüße".as_bytes()).unwrap();
+        assert_eq!(decode(encode(&name).as_bytes()), Ok(name));
     }
 }
