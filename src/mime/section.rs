@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 
 use super::header::{HeaderLine, next_header_line};
+use super::synthesize::has_bare_lf;
 use super::tree::{MessageTree, Part};
 
 /// A section specification: `part` empty means the whole message.
@@ -67,11 +68,7 @@ pub struct Sections<'a> {
 
 impl<'a> Sections<'a> {
     pub fn new(bytes: &'a [u8]) -> Sections<'a> {
-        let clean = !bytes.contains(&0)
-            && bytes
-                .iter()
-                .enumerate()
-                .all(|(i, &c)| c != b'\n' || (i > 0 && bytes[i - 1] == b'\r'));
+        let clean = !bytes.contains(&0) && !has_bare_lf(bytes);
         Sections {
             bytes,
             tree: None,

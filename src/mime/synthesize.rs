@@ -39,7 +39,8 @@ pub fn served_bytes<'a>(columns: &StoredColumns<'a>) -> Cow<'a, [u8]> {
     Cow::Owned(built_bytes(columns))
 }
 
-fn has_bare_lf(bytes: &[u8]) -> bool {
+/// A LF without the CR before it, which CRLF-served bytes never have.
+pub(crate) fn has_bare_lf(bytes: &[u8]) -> bool {
     bytes
         .iter()
         .enumerate()

@@ -4,6 +4,7 @@
 //! its ENVELOPE, BODYSTRUCTURE or size is asked for and keeps the results
 //! with the message, so later fetches are answered from the database alone.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
@@ -235,19 +236,9 @@ async fn write_message(
         if position > 0 {
             out.extend(b" ");
         }
-        match item {
-            // A body section may be megabytes: it goes out as it lies.
-            Item::Section {
-                label,
-                spec,
-                partial,
-                ..
-            } => {
-                let slice = sections.get(spec, *partial);
-                section_head(label, *partial, slice.len(), out.buffer());
-                out.extend_large(&slice).await?;
-            }
-            _ => write_item(item, message, &mut sections, recent, out.buffer()),
+        // A body section may be megabytes: it goes out as it lies.
+        if let Some(section) = write_item(item, message, &mut sections, recent, out.buffer()) {
+            out.extend_large(&section).await?;
         }
         out.send_if_full().await?;
     }
@@ -340,19 +331,23 @@ fn answer(
         if position > 0 {
             data.push(b' ');
         }
-        write_item(item, &message, &mut sections, recent, &mut data);
+        if let Some(section) = write_item(item, &message, &mut sections, recent, &mut data) {
+            data.extend_from_slice(&section);
+        }
     }
     data
 }
 
-/// One item of a message's answer.
-fn write_item(
+/// One item of a message's answer. For a body section only its head is
+/// written: the section's bytes come back, for the caller to send as they
+/// lie rather than copied into `data`.
+fn write_item<'a>(
     item: &Item,
     message: &MessageData,
-    sections: &mut Sections<'_>,
+    sections: &mut Sections<'a>,
     recent: bool,
     data: &mut Vec<u8>,
-) {
+) -> Option<Cow<'a, [u8]>> {
     let cache = &message.cache;
     let mut text = String::new();
     match item {
@@ -398,11 +393,11 @@ fn write_item(
         } => {
             let slice = sections.get(spec, *partial);
             section_head(label, *partial, slice.len(), data);
-            data.extend_from_slice(&slice);
-            return;
+            return Some(slice);
         }
     }
     data.extend_from_slice(text.as_bytes());
+    None
 }
 
 /// `BODY[section]<origin> {length}` and its line break, before the bytes.
