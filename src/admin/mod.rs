@@ -553,14 +553,16 @@ pub async fn deliver(database: &Database, to: &str, mailbox: &str, raw: Vec<u8>)
         return Err(AdminError::Invalid(format!("{to:?} is not an address")));
     }
     let message = crate::mime::new_message(raw, Vec::new(), Utc::now());
-    let target = if mailbox.eq_ignore_ascii_case("INBOX") {
-        crate::store::MailboxId::Address(to.clone())
+    // The deployment's (mailbox_owner, mailbox) pair, as the receiver writes
+    // it: whoever owns the address now is the trigger's business.
+    let name = if mailbox.eq_ignore_ascii_case("INBOX") {
+        "INBOX"
     } else {
-        // The deployment's (mailbox_owner, mailbox) pair, as the receiver writes it.
-        crate::store::MailboxId::Folder {
-            user_id: to.clone(),
-            name: mailbox.to_owned(),
-        }
+        mailbox
+    };
+    let target = crate::store::MailboxId::Folder {
+        user_id: to.clone(),
+        name: name.to_owned(),
     };
     let stored = database.mail.append(&target, &message).await?;
     Ok(format!("delivered to {to} with UID {}", stored.uid))

@@ -7,8 +7,9 @@ use super::commands::{
     any, append, auth, copy, expunge, fetch, idle, list, mailbox, search, select, status, store,
 };
 use super::outcome::{Failure, Outcome};
-use super::response::Out;
+use super::response::{Code, Out};
 use super::session::{Next, Session, State};
+use super::view::{Freshness, GONE_TEXT};
 
 /// Every command name RFC 3501 and our extensions know, to tell "unknown
 /// command" from "bad arguments" when a command does not parse.
@@ -64,6 +65,18 @@ enum Updates {
     Never,
 }
 
+/// Commands that end or replace the selection: a selection that outlived
+/// its mailbox is simply dropped by them.
+fn leaves_selection(body: &CommandBody<'_>) -> bool {
+    matches!(
+        body,
+        CommandBody::Select { .. }
+            | CommandBody::Examine { .. }
+            | CommandBody::Unselect
+            | CommandBody::Logout
+    )
+}
+
 fn updates_after(body: &CommandBody<'_>) -> Updates {
     match body {
         CommandBody::Noop | CommandBody::Check => Updates::Always,
@@ -88,6 +101,9 @@ impl Session {
         out: &mut Out<'_>,
     ) -> Next {
         let updates = updates_after(&body);
+        if !leaves_selection(&body) && self.selection_is_gone().await {
+            return self.end_gone_selection(out);
+        }
         let outcome = match body {
             CommandBody::Capability => any::capability(&self.capabilities(), out),
             CommandBody::StartTLS => match auth::start_tls(self) {
@@ -129,9 +145,33 @@ impl Session {
                 State::Logout => return Next::Close,
             },
         };
-        self.report_changes(updates, out).await;
+        let freshness = self.report_changes(updates, out).await;
         self.finish(tag, outcome, out);
+        if freshness == Freshness::Gone {
+            return self.end_gone_selection(out);
+        }
         Next::Command
+    }
+
+    /// Whether the selected mailbox stopped existing for this user since
+    /// the last look (another session's DELETE, the deployment removing the
+    /// address, a ban). Cheap when nothing was announced.
+    async fn selection_is_gone(&mut self) -> bool {
+        let services = self.services.clone();
+        let Some(view) = self.selected.as_mut() else {
+            return false;
+        };
+        // A store that cannot be read now is no proof the mailbox is gone:
+        // the command runs and answers the trouble itself.
+        matches!(view.check(&services).await, Ok(Freshness::Gone))
+    }
+
+    /// A selection outlived its mailbox: the session ends, as Dovecot's
+    /// does, since nothing that is there now may reach it.
+    pub(crate) fn end_gone_selection(&mut self, out: &mut Out<'_>) -> Next {
+        self.selected = None;
+        out.bye_with(&Code::NonExistent, GONE_TEXT);
+        Next::Close
     }
 
     async fn authenticated(&mut self, body: CommandBody<'_>, out: &mut Out<'_>) -> Outcome {
@@ -250,23 +290,27 @@ impl Session {
     }
 
     /// Tells the client what changed in its selected mailbox, where the RFC allows it.
-    async fn report_changes(&mut self, updates: Updates, out: &mut Out<'_>) {
+    async fn report_changes(&mut self, updates: Updates, out: &mut Out<'_>) -> Freshness {
         if updates == Updates::Never {
-            return;
+            return Freshness::Current;
         }
         let services = self.services.clone();
         let Some(view) = self.selected.as_mut() else {
-            return;
+            return Freshness::Current;
         };
         let must_look = updates == Updates::Always && !services.store.hears_every_writer();
         if !must_look && !view.is_stale(&services).await {
-            return;
+            return Freshness::Current;
         }
-        if let Err(failure) = view
+        match view
             .refresh(&services, out, updates != Updates::NoExpunge)
             .await
         {
-            tracing::warn!(text = %failure.text, "could not refresh the selected mailbox");
+            Ok(freshness) => freshness,
+            Err(failure) => {
+                tracing::warn!(text = %failure.text, "could not refresh the selected mailbox");
+                Freshness::Current
+            }
         }
     }
 }

@@ -101,7 +101,10 @@ pub async fn resolve(
             if owner.as_deref() != Some(account.user_id.as_str()) {
                 return Err(Failure::no_such_mailbox());
             }
-            MailboxId::Address(address.clone())
+            MailboxId::Address {
+                address: address.clone(),
+                user_id: account.user_id.clone(),
+            }
         }
         Name::Folder(folder) => {
             let entries = services.store.mailboxes(&account.user_id).await?;

@@ -280,6 +280,16 @@ impl<'s> Out<'s> {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// `* BYE [code] text`.
+    pub fn bye_with(&mut self, code: &Code, text: &str) {
+        let mut line = String::from("* BYE [");
+        code.write(&mut line);
+        line.push_str("] ");
+        line.push_str(&sanitize_text(text));
+        line.push_str("\r\n");
+        self.buf.extend_from_slice(line.as_bytes());
+    }
+
     /// Raw bytes of a response being assembled (a FETCH with literals).
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);

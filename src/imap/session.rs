@@ -164,7 +164,7 @@ impl Session {
                 .any(|v| matches!(v, SeqOrUid::Value(uid) if uid.get() > max))
         });
         if beyond {
-            view.refresh(&services, out, false).await?;
+            view.refresh(&services, out, false).await?.or_fail()?;
         }
         Ok(())
     }

@@ -105,6 +105,35 @@ pub struct View {
     subscription: Subscription,
     /// The ban list this view was filtered with; a new one means a refresh.
     bans: Arc<BanList>,
+    /// A change was noticed (and its notification consumed) that no refresh
+    /// has reported yet: a look before a command must not lose it for the
+    /// report after the command.
+    pending: bool,
+}
+
+/// Whether the selected mailbox is still the one the client selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Freshness {
+    Current,
+    /// Deleted, released, given to someone else, banned, or created again
+    /// (a new UIDVALIDITY): nothing of what is there now may reach this
+    /// session, which must end (ARCHITECTURE: isolation).
+    Gone,
+}
+
+/// What a session whose selected mailbox is gone is told, as Dovecot does.
+pub const GONE_TEXT: &str = "Selected mailbox was deleted";
+
+impl Freshness {
+    /// For a look in the middle of a command: gone is a failure of that
+    /// command; the report after it ends the session.
+    pub fn or_fail(self) -> Result<(), Failure> {
+        match self {
+            Freshness::Current => Ok(()),
+            Freshness::Gone => Err(Failure::no(Code::NonExistent, GONE_TEXT)),
+        }
+    }
 }
 
 /// Whether mail from this sender is hidden (DESIGN §5).
@@ -160,6 +189,7 @@ impl View {
             first_recent,
             subscription,
             bans,
+            pending: false,
         })
     }
 
@@ -249,22 +279,60 @@ impl View {
             Ok(bans) => bans.fingerprint() != self.bans.fingerprint(),
             Err(_) => false,
         };
-        notified || bans_changed
+        self.pending |= notified || bans_changed;
+        self.pending
+    }
+
+    /// Before a command: whether the mailbox is still there, looking in the
+    /// store only when something changed.
+    pub async fn check(&mut self, services: &Services) -> Result<Freshness, Failure> {
+        if !self.is_stale(services).await {
+            return Ok(Freshness::Current);
+        }
+        let bans = services.directory.bans().await?;
+        self.still_there(services, &bans).await
+    }
+
+    /// Whether this incarnation still exists for this user: its counters
+    /// are there, under the UIDVALIDITY the client was given, and an address
+    /// is neither released nor banned.
+    async fn still_there(
+        &mut self,
+        services: &Services,
+        bans: &BanList,
+    ) -> Result<Freshness, Failure> {
+        let banned = match &self.mailbox {
+            MailboxId::Address { address, .. } => {
+                bans.is_banned(crate::directory::Scope::Email, address)
+            }
+            _ => false,
+        };
+        match services.store.mailbox_state(&self.mailbox).await? {
+            Some(state) if state.uidvalidity == self.uidvalidity && !banned => {
+                self.uidnext = state.uidnext;
+                Ok(Freshness::Current)
+            }
+            _ => Ok(Freshness::Gone),
+        }
     }
 
     /// Catches up with the store and reports what changed: EXPUNGE (when
-    /// allowed), flag changes, and new messages (EXISTS, RECENT).
+    /// allowed), flag changes, and new messages (EXISTS, RECENT). Reports
+    /// nothing when the mailbox is gone.
     pub async fn refresh(
         &mut self,
         services: &Services,
         out: &mut Out<'_>,
         allow_expunge: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<Freshness, Failure> {
         let bans = services.directory.bans().await?;
         let summaries = services.store.summaries(&self.mailbox).await?;
-        if let Some(state) = services.store.mailbox_state(&self.mailbox).await? {
-            self.uidnext = state.uidnext;
+        // Looked at after the messages: a mailbox that went away while they
+        // were read is seen gone, and none of what was read is reported.
+        if self.still_there(services, &bans).await? == Freshness::Gone {
+            return Ok(Freshness::Gone);
         }
+        self.pending = false;
         let visible: HashMap<u32, &MessageSummary> = summaries
             .iter()
             .filter(|summary| !is_hidden(&bans, summary))
@@ -305,7 +373,7 @@ impl View {
             out.untagged(&format!("{} EXISTS", self.entries.len()));
             out.untagged(&format!("{} RECENT", self.recent_count()));
         }
-        Ok(())
+        Ok(Freshness::Current)
     }
 
     /// Reports messages found gone, highest sequence number first.

@@ -1,5 +1,6 @@
 //! The RFC 5322 message a client sees for a stored row (DESIGN §3): the raw
-//! message when we have it, else `body` when it already is a whole message,
+//! message when we have it, else `body` when it already is a whole message
+//! from the row's sender,
 //! else one built from the columns. Built messages depend only on the row, so
 //! every FETCH returns the same bytes and `RFC822.SIZE` stays true.
 
@@ -50,41 +51,74 @@ pub(crate) fn has_bare_lf(bytes: &[u8]) -> bool {
 /// A message from `body` or the other columns, for rows without `raw`.
 fn built_bytes(columns: &StoredColumns<'_>) -> Vec<u8> {
     if let Some(body) = columns.body
-        && is_complete_message(body.as_bytes())
+        && let Some(from) = whole_message_from(body.as_bytes())
+        && same_senders(&from, columns.from_addr.unwrap_or_default().as_bytes())
     {
         return crlf(body.as_bytes());
     }
     synthesize(columns)
 }
 
-/// A header block that names `Content-Type` or `MIME-Version`, then an empty
-/// line: an external writer stored the whole message in `body`.
-fn is_complete_message(body: &[u8]) -> bool {
+/// When `body` is a header block that names `Content-Type` or
+/// `MIME-Version`, then an empty line (an external writer stored the whole
+/// message there), its `From` field (empty when it has none).
+fn whole_message_from(body: &[u8]) -> Option<Vec<u8>> {
     let mut mime = false;
+    let mut from = Vec::new();
+    let mut in_from = false;
     let mut first = true;
     for line in body.split(|&c| c == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            return mime;
+            return mime.then_some(from);
         }
         if matches!(line[0], b' ' | b'\t') {
             if first {
-                return false;
+                return None;
+            }
+            if in_from {
+                from.extend_from_slice(line);
             }
             continue;
         }
-        let Some(colon) = line.iter().position(|&c| c == b':') else {
-            return false;
-        };
+        let colon = line.iter().position(|&c| c == b':')?;
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|&c| c.is_ascii_graphic()) {
-            return false;
+            return None;
         }
         mime |= name.eq_ignore_ascii_case(b"Content-Type")
             || name.eq_ignore_ascii_case(b"MIME-Version");
+        in_from = name.eq_ignore_ascii_case(b"From");
+        if in_from {
+            from.push(b' ');
+            from.extend_from_slice(&line[colon + 1..]);
+        }
         first = false;
     }
-    false
+    None
+}
+
+/// Whether two address lists name the same mailboxes (display names and
+/// comments aside). A stored `body` that claims another sender than the
+/// row's `from_addr` is text that happens to look like a header, or a
+/// forgery: the row's columns say who sent it, and the body is not served
+/// as the message.
+fn same_senders(header: &[u8], column: &[u8]) -> bool {
+    fn mailboxes(value: &[u8]) -> Vec<Vec<u8>> {
+        let mut list: Vec<Vec<u8>> = super::address::parse_address_list(value)
+            .into_iter()
+            .filter_map(|addr| {
+                let mut spec = addr.mailbox?;
+                spec.push(b'@');
+                spec.extend_from_slice(&addr.domain.unwrap_or_default());
+                Some(spec.to_ascii_lowercase())
+            })
+            .collect();
+        list.sort();
+        list.dedup();
+        list
+    }
+    mailboxes(header) == mailboxes(column)
 }
 
 fn crlf(bytes: &[u8]) -> Vec<u8> {
@@ -158,6 +192,11 @@ fn synthesize(columns: &StoredColumns<'_>) -> Vec<u8> {
         (Some(text), None) => text_part(&mut out, "plain", text, false),
         (None, Some(html)) => text_part(&mut out, "html", html, false),
         (None, None) => text_part(&mut out, "plain", "", false),
+    }
+    // A message ends with a line break: fetchmail and getmail add one when
+    // it does not, and their copies would then differ from BODY[].
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
     }
     out
 }
@@ -360,8 +399,9 @@ mod tests {
     }
 
     #[test]
-    fn a_body_that_is_a_whole_message_is_used_as_is() {
-        let body = "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhi\r\n";
+    fn a_body_that_is_a_whole_message_from_the_rows_sender_is_used_as_is() {
+        let body = "From: \"A.\" <Alice@Example.org> (work)\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain\r\n\r\nhi\r\n";
         let columns = StoredColumns {
             body: Some(body),
             ..row()
@@ -373,6 +413,29 @@ mod tests {
             ..row()
         };
         assert_ne!(message_bytes(&columns), text.as_bytes());
+    }
+
+    #[test]
+    fn a_body_claiming_another_sender_is_not_served_as_the_message() {
+        for forged in [
+            "From: Security Team <security@bank.example>\r\nMIME-Version: 1.0\r\n\r\nReset now\r\n",
+            // Folded, to slip past a one-line look.
+            "MIME-Version: 1.0\r\nFrom: Security Team\r\n <security@bank.example>\r\n\r\nReset\r\n",
+            // No From at all: the row's sender must not vanish either.
+            "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhi\r\n",
+        ] {
+            let columns = StoredColumns {
+                body: Some(forged),
+                ..row()
+            };
+            let bytes = String::from_utf8(message_bytes(&columns)).unwrap();
+            assert!(
+                bytes.contains("From: \"Alice\" <alice@example.org>\r\n"),
+                "{bytes}"
+            );
+            assert!(!bytes.starts_with(forged), "{bytes}");
+            assert!(bytes.ends_with("\r\n"), "{bytes:?}");
+        }
     }
 
     #[test]
@@ -388,12 +451,12 @@ mod tests {
 To: bob@example.net, carol@example.net\r\nSubject: Hello\r\n\
 Message-ID: <6f1c2d3e-0000-4000-8000-000000000001@imap-server.invalid>\r\n\
 MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\
-Content-Transfer-Encoding: 7bit\r\n\r\nHi Bob\r\nsee you"
+Content-Transfer-Encoding: 7bit\r\n\r\nHi Bob\r\nsee you\r\n"
         );
         assert_eq!(bytes, message_bytes(&columns), "the same bytes every time");
         assert_eq!(
             body_structure(&bytes, false),
-            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 15 1)"
+            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 17 2)"
         );
     }
 

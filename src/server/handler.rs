@@ -120,7 +120,7 @@ pub async fn serve(
             read = tokio::time::timeout_at(deadline, read(&mut connection, next)) => read,
             // Reading is cancel-safe: bytes already received stay buffered.
             wake = session.wait_for_change(), if next == Next::Idle => {
-                session.idle_update(wake, &mut out).await;
+                next = session.idle_update(wake, &mut out).await;
                 continue;
             }
         };

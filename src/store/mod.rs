@@ -34,8 +34,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum MailboxId {
     /// The unified view of everything the user receives.
     Inbox { user_id: String },
-    /// One disposable address (lower case).
-    Address(String),
+    /// One disposable address (lower case) as one user owns it: the
+    /// incarnation a selection is bound to. Mail that reached the address
+    /// while someone else owned it is never part of it.
+    Address { address: String, user_id: String },
     /// A personal folder of the user.
     Folder { user_id: String, name: String },
 }
@@ -45,8 +47,33 @@ impl MailboxId {
     fn key(&self) -> (&str, &str) {
         match self {
             MailboxId::Inbox { user_id } => (user_id, "INBOX"),
-            MailboxId::Address(address) => (address, "INBOX"),
+            MailboxId::Address { address, .. } => (address, "INBOX"),
             MailboxId::Folder { user_id, name } => (user_id, name),
+        }
+    }
+
+    /// For an address, the user whose incarnation of it this is.
+    fn address_user(&self) -> Option<&str> {
+        match self {
+            MailboxId::Address { user_id, .. } => Some(user_id),
+            _ => None,
+        }
+    }
+
+    /// Whether a row the insert trigger gave to `inbox_owner` is part of
+    /// this mailbox. It is not when the address changed hands between the
+    /// name's resolution and the write: the row must then not be kept, or
+    /// an APPEND or COPY would land in a stranger's mailbox.
+    fn holds(&self, inbox_owner: Option<&str>) -> bool {
+        self.address_user()
+            .is_none_or(|user| inbox_owner == Some(user))
+    }
+
+    /// What `$1` and `$2` of `scope`'s filter are bound to.
+    fn binds(&self) -> (&str, &str) {
+        match self {
+            MailboxId::Address { address, user_id } => (address, user_id),
+            _ => self.key(),
         }
     }
 }
@@ -341,18 +368,24 @@ impl MailboxId {
     pub fn owners(&self) -> Vec<String> {
         match self {
             MailboxId::Inbox { user_id } => vec![user_id.clone()],
-            MailboxId::Address(address) => vec![address.clone()],
+            MailboxId::Address { address, .. } => vec![address.clone()],
             MailboxId::Folder { user_id, .. } => vec![user_id.clone()],
         }
     }
 
-    /// The UID column and the filter for this mailbox's rows: `$1` is the
-    /// owner and `$2` the name (unused for the unified INBOX, whose rows are
-    /// found by viewer). Fragments are constants, never user input.
+    /// The UID column and the filter for this mailbox's rows, with `$1` and
+    /// `$2` bound to `binds()`. An address's rows are those its owner was
+    /// given (`inbox_owner`), never merely those sent to the address: mail of
+    /// an earlier owner stays theirs (ARCHITECTURE: isolation). Fragments
+    /// are constants, never user input.
     fn scope(&self) -> (&'static str, &'static str) {
         match self {
             MailboxId::Inbox { .. } => ("inbox_uid", "inbox_owner = $1 AND $2 = 'INBOX'"),
-            _ => ("uid", "mailbox_owner = $1 AND mailbox = $2"),
+            MailboxId::Address { .. } => (
+                "uid",
+                "mailbox_owner = $1 AND mailbox = 'INBOX' AND inbox_owner = $2",
+            ),
+            MailboxId::Folder { .. } => ("uid", "mailbox_owner = $1 AND mailbox = $2"),
         }
     }
 }

@@ -116,21 +116,6 @@ impl PgStore {
         }
     }
 
-    /// Locks a mailbox's counters for the rest of the transaction, creating them
-    /// if needed; the same lock the insert trigger takes.
-    async fn lock_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<i64> {
-        let (uidnext,): (i64,) = sqlx::query_as(
-            "INSERT INTO mailbox_state AS s (owner, name) VALUES ($1, $2)
-             ON CONFLICT (owner, name) DO UPDATE SET uidnext = s.uidnext
-             RETURNING s.uidnext",
-        )
-        .bind(owner)
-        .bind(name)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(uidnext)
-    }
-
     /// Retires a mailbox name: a later mailbox of the same name gets a larger UIDVALIDITY.
     async fn retire_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<()> {
         sqlx::query(
@@ -211,60 +196,27 @@ impl MailStore for PgStore {
     }
 
     async fn create_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        // The address's own lock first, as the insert trigger takes it, so a
-        // message arriving now either sees the new owner or is adopted below.
-        PgStore::lock_state(&mut tx, address, "INBOX").await?;
+        // The inbox trigger (migration 0004) does the rest, as it does for
+        // rows the deployment writes itself: the address's counters, and
+        // adoption of the mail nobody was given.
         let inserted = sqlx::query(
             "INSERT INTO inbox (email_address, user_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING",
         )
         .bind(address)
         .bind(user_id)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?
         .rows_affected();
         if inserted == 0 {
             return Err(StoreError::AlreadyExists);
         }
-        sqlx::query("UPDATE mailbox_state SET deleted = false WHERE owner = $1 AND name = 'INBOX'")
-            .bind(address)
-            .execute(&mut *tx)
-            .await?;
-        let first = PgStore::lock_state(&mut tx, user_id, "INBOX").await?;
-        let adopted = sqlx::query(
-            "UPDATE emails e SET inbox_owner = $2, inbox_uid = $3 + n.rank - 1
-             FROM (SELECT id, row_number() OVER (ORDER BY uid) AS rank FROM emails
-                   WHERE mailbox_owner = $1 AND mailbox = 'INBOX') n
-             WHERE e.id = n.id",
-        )
-        .bind(address)
-        .bind(user_id)
-        .bind(first)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as i64;
-        if adopted > 0 {
-            sqlx::query(
-                "UPDATE mailbox_state SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1
-                 WHERE owner = $1 AND name = 'INBOX'",
-            )
-            .bind(user_id)
-            .bind(adopted)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("SELECT pg_notify('imap_changes', $1)")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         self.hub.publish_each(&[user_id, address]);
         Ok(())
     }
 
     async fn delete_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        PgStore::lock_state(&mut tx, address, "INBOX").await?;
+        // The trigger retires the address's counters and notifies.
         let deleted =
             sqlx::query("DELETE FROM inbox WHERE lower(email_address) = $1 AND user_id = $2::uuid")
                 .bind(address)
@@ -275,16 +227,15 @@ impl MailStore for PgStore {
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("DELETE FROM emails WHERE mailbox_owner = $1")
-            .bind(address)
-            .execute(&mut *tx)
-            .await?;
-        PgStore::retire_state(&mut tx, address, "INBOX").await?;
-        sqlx::query("SELECT pg_notify('imap_changes', $1), pg_notify('imap_changes', $2)")
-            .bind(address)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        // Only this user's mail: what an earlier owner was given stays theirs.
+        sqlx::query(
+            "DELETE FROM emails WHERE mailbox_owner = $1 AND mailbox = 'INBOX'
+                 AND (inbox_owner = $2 OR inbox_owner IS NULL)",
+        )
+        .bind(address)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.hub.publish_each(&[user_id, address]);
         Ok(())
@@ -392,30 +343,29 @@ impl MailStore for PgStore {
 
     async fn mailbox_state(&self, mailbox: &MailboxId) -> StoreResult<Option<MailboxState>> {
         let (owner, name) = mailbox.key();
+        // An address's counters count only while this user owns it: a
+        // released or reassigned address is no mailbox of theirs.
         let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT uidvalidity, uidnext, highestmodseq, recent_uid FROM mailbox_state
-             WHERE owner = $1 AND name = $2",
+            "SELECT uidvalidity, uidnext, highestmodseq, recent_uid FROM mailbox_state s
+             WHERE owner = $1 AND name = $2 AND NOT deleted
+               AND ($3::text IS NULL OR EXISTS (
+                   SELECT 1 FROM inbox i WHERE lower(i.email_address) = s.owner AND i.user_id = $3::uuid))",
         )
         .bind(owner)
         .bind(name)
+        .bind(mailbox.address_user())
         .fetch_optional(&self.pool)
         .await?;
         row.map(state_from_row).transpose()
     }
 
     async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
-        let query = match mailbox {
-            MailboxId::Inbox { .. } => {
-                "SELECT inbox_uid, from_addr, coalesce(flags, '{}') FROM emails
-                 WHERE inbox_owner = $1 AND $2 = 'INBOX' ORDER BY inbox_uid"
-            }
-            _ => {
-                "SELECT uid, from_addr, coalesce(flags, '{}') FROM emails
-                 WHERE mailbox_owner = $1 AND mailbox = $2 ORDER BY uid"
-            }
-        };
-        let (owner, name) = mailbox.key();
-        let rows: Vec<(i64, Option<String>, Vec<String>)> = sqlx::query_as(query)
+        let (uid, filter) = mailbox.scope();
+        let query = format!(
+            "SELECT {uid}, from_addr, coalesce(flags, '{{}}') FROM emails WHERE {filter} ORDER BY {uid}"
+        );
+        let (owner, name) = mailbox.binds();
+        let rows: Vec<(i64, Option<String>, Vec<String>)> = sqlx::query_as(AssertSqlSafe(query))
             .bind(owner)
             .bind(name)
             .fetch_all(&self.pool)
@@ -453,6 +403,9 @@ impl MailStore for PgStore {
         .bind(&message.raw)
         .fetch_one(&mut *tx)
         .await?;
+        if !mailbox.holds(inbox_owner.as_deref()) {
+            return Err(StoreError::NotFound);
+        }
         // A separate statement: the trigger may have just created the state
         // row, which a CTE of the INSERT could not see.
         let (uidvalidity,): (i64,) =
@@ -475,7 +428,7 @@ impl MailStore for PgStore {
         uids: &[u32],
         with_content: bool,
     ) -> StoreResult<Vec<MessageData>> {
-        let (owner, name) = mailbox.key();
+        let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         let columns = MESSAGE_COLUMNS.replace("{uid}", uid);
         let extra = if with_content { CONTENT_COLUMNS } else { "" };
@@ -543,7 +496,7 @@ impl MailStore for PgStore {
         change: FlagChange,
         flags: &[String],
     ) -> StoreResult<Vec<(u32, Vec<String>)>> {
-        let (owner, name) = mailbox.key();
+        let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         let mut tx = self.pool.begin().await?;
         let sql = format!(
@@ -593,7 +546,7 @@ impl MailStore for PgStore {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let (owner, name) = mailbox.key();
+        let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         let mut tx = self.pool.begin().await?;
         let sql = format!(
@@ -626,7 +579,7 @@ impl MailStore for PgStore {
     }
 
     async fn copy(&self, from: &MailboxId, uids: &[u32], to: &MailboxId) -> StoreResult<Copied> {
-        let (owner, name) = from.key();
+        let (owner, name) = from.binds();
         let (target_owner, target_name) = to.key();
         let (uid, filter) = from.scope();
         let mut tx = self.pool.begin().await?;
@@ -654,6 +607,12 @@ impl MailStore for PgStore {
             .bind(target_name)
             .fetch_all(&mut *tx)
             .await?;
+        if !created
+            .iter()
+            .all(|(_, viewer)| to.holds(viewer.as_deref()))
+        {
+            return Err(StoreError::NotFound);
+        }
         // Rows are inserted in source UID order and the trigger numbers them
         // in insertion order, so sorted lists pair up.
         created.sort_unstable();

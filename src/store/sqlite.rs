@@ -153,17 +153,6 @@ impl SqliteStore {
         self.hub.publish_each(owners);
     }
 
-    /// After new mail: the mailbox's owner and, for an address, its user.
-    async fn announce_mailbox(&self, mailbox: &MailboxId) {
-        let (owner, _) = mailbox.key();
-        self.hub.publish(owner);
-        if let MailboxId::Address(address) = mailbox
-            && let Ok(Some(user)) = self.address_owner(address).await
-        {
-            self.hub.publish(&user);
-        }
-    }
-
     async fn ensure_state(tx: &mut Tx, owner: &str, name: &str) -> StoreResult<i64> {
         sqlx::query("INSERT OR IGNORE INTO mailbox_state (owner, name) VALUES ($1, $2)")
             .bind(owner)
@@ -258,54 +247,28 @@ impl MailStore for SqliteStore {
     }
 
     async fn create_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
-        let mut tx = self.write().await?;
+        // The inbox trigger (migration 0004) does the rest, as it does for
+        // rows written by anyone else: the address's counters, and adoption
+        // of the mail nobody was given.
         let inserted = sqlx::query(
             "INSERT OR IGNORE INTO inbox (id, email_address, user_id) VALUES ($1, $2, $3)",
         )
         .bind(new_id())
         .bind(address)
         .bind(user_id)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?
         .rows_affected();
         if inserted == 0 {
             return Err(StoreError::AlreadyExists);
         }
-        SqliteStore::ensure_state(&mut tx, address, "INBOX").await?;
-        sqlx::query("UPDATE mailbox_state SET deleted = 0 WHERE owner = $1 AND name = 'INBOX'")
-            .bind(address)
-            .execute(&mut *tx)
-            .await?;
-        let first = SqliteStore::ensure_state(&mut tx, user_id, "INBOX").await?;
-        let adopted = sqlx::query(
-            "UPDATE emails SET inbox_owner = $2,
-                 inbox_uid = $3 + (SELECT count(*) FROM emails o
-                                   WHERE o.mailbox_owner = $1 AND o.mailbox = 'INBOX' AND o.uid < emails.uid)
-             WHERE mailbox_owner = $1 AND mailbox = 'INBOX'",
-        )
-        .bind(address)
-        .bind(user_id)
-        .bind(first)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as i64;
-        if adopted > 0 {
-            sqlx::query(
-                "UPDATE mailbox_state SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1
-                 WHERE owner = $1 AND name = 'INBOX'",
-            )
-            .bind(user_id)
-            .bind(adopted)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         self.announce(&[user_id.to_owned(), address.to_owned()]);
         Ok(())
     }
 
     async fn delete_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        // The trigger retires the address's counters.
         let deleted = sqlx::query("DELETE FROM inbox WHERE email_address = $1 AND user_id = $2")
             .bind(address)
             .bind(user_id)
@@ -315,11 +278,15 @@ impl MailStore for SqliteStore {
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("DELETE FROM emails WHERE mailbox_owner = $1")
-            .bind(address)
-            .execute(&mut *tx)
-            .await?;
-        SqliteStore::retire_state(&mut tx, address, "INBOX").await?;
+        // Only this user's mail: what an earlier owner was given stays theirs.
+        sqlx::query(
+            "DELETE FROM emails WHERE mailbox_owner = $1 AND mailbox = 'INBOX'
+                 AND (inbox_owner = $2 OR inbox_owner IS NULL)",
+        )
+        .bind(address)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.announce(&[user_id.to_owned(), address.to_owned()]);
         Ok(())
@@ -452,30 +419,28 @@ impl MailStore for SqliteStore {
 
     async fn mailbox_state(&self, mailbox: &MailboxId) -> StoreResult<Option<MailboxState>> {
         let (owner, name) = mailbox.key();
+        // An address's counters count only while this user owns it: a
+        // released or reassigned address is no mailbox of theirs.
         let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT uidvalidity, uidnext, highestmodseq, recent_uid FROM mailbox_state
-             WHERE owner = $1 AND name = $2",
+            "SELECT uidvalidity, uidnext, highestmodseq, recent_uid FROM mailbox_state s
+             WHERE owner = $1 AND name = $2 AND NOT deleted
+               AND ($3 IS NULL OR EXISTS (
+                   SELECT 1 FROM inbox i WHERE i.email_address = s.owner AND i.user_id = $3))",
         )
         .bind(owner)
         .bind(name)
+        .bind(mailbox.address_user())
         .fetch_optional(&self.pool)
         .await?;
         row.map(state_from_row).transpose()
     }
 
     async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
-        let query = match mailbox {
-            MailboxId::Inbox { .. } => {
-                "SELECT inbox_uid, from_addr, flags FROM emails
-                 WHERE inbox_owner = $1 AND $2 = 'INBOX' ORDER BY inbox_uid"
-            }
-            _ => {
-                "SELECT uid, from_addr, flags FROM emails
-                 WHERE mailbox_owner = $1 AND mailbox = $2 ORDER BY uid"
-            }
-        };
-        let (owner, name) = mailbox.key();
-        let rows: Vec<(i64, Option<String>, String)> = sqlx::query_as(query)
+        let (uid, filter) = mailbox.scope();
+        let query =
+            format!("SELECT {uid}, from_addr, flags FROM emails WHERE {filter} ORDER BY {uid}");
+        let (owner, name) = mailbox.binds();
+        let rows: Vec<(i64, Option<String>, String)> = sqlx::query_as(AssertSqlSafe(query))
             .bind(owner)
             .bind(name)
             .fetch_all(&self.pool)
@@ -515,15 +480,20 @@ impl MailStore for SqliteStore {
         .bind(&message.raw)
         .execute(&mut *tx)
         .await?;
-        let (uid, uidvalidity): (i64, i64) = sqlx::query_as(
-            "SELECT e.uid, s.uidvalidity FROM emails e
+        let (uid, uidvalidity, inbox_owner): (i64, i64, Option<String>) = sqlx::query_as(
+            "SELECT e.uid, s.uidvalidity, e.inbox_owner FROM emails e
              JOIN mailbox_state s ON s.owner = e.mailbox_owner AND s.name = e.mailbox WHERE e.id = $1",
         )
         .bind(&id)
         .fetch_one(&mut *tx)
         .await?;
+        if !mailbox.holds(inbox_owner.as_deref()) {
+            return Err(StoreError::NotFound);
+        }
         tx.commit().await?;
-        self.announce_mailbox(mailbox).await;
+        let mut owners = vec![owner.to_owned()];
+        owners.extend(inbox_owner);
+        self.announce(&owners);
         let state = state_from_row((uidvalidity, uid, 0, 0))?;
         Ok(Stored {
             uidvalidity: state.uidvalidity,
@@ -537,7 +507,7 @@ impl MailStore for SqliteStore {
         uids: &[u32],
         with_content: bool,
     ) -> StoreResult<Vec<MessageData>> {
-        let (owner, name) = mailbox.key();
+        let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         let columns = MESSAGE_COLUMNS.replace("{uid}", uid);
         let extra = if with_content { CONTENT_COLUMNS } else { "" };
@@ -595,7 +565,7 @@ impl MailStore for SqliteStore {
         change: FlagChange,
         flags: &[String],
     ) -> StoreResult<Vec<(u32, Vec<String>)>> {
-        let (owner, name) = mailbox.key();
+        let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         let mut tx = self.write().await?;
         let sql = format!(
@@ -640,7 +610,7 @@ impl MailStore for SqliteStore {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let (owner, name) = mailbox.key();
+        let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         let mut tx = self.write().await?;
         let sql = format!(
@@ -670,7 +640,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn copy(&self, from: &MailboxId, uids: &[u32], to: &MailboxId) -> StoreResult<Copied> {
-        let (owner, name) = from.key();
+        let (owner, name) = from.binds();
         let (target_owner, target_name) = to.key();
         let (uid, filter) = from.scope();
         let mut tx = self.write().await?;
@@ -684,6 +654,7 @@ impl MailStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         let mut pairs = Vec::with_capacity(sources.len());
+        let mut announced = vec![target_owner.to_owned()];
         for (source_id, source_uid) in sources {
             let id = new_id();
             sqlx::query(
@@ -699,10 +670,15 @@ impl MailStore for SqliteStore {
             .bind(&source_id)
             .execute(&mut *tx)
             .await?;
-            let (new_uid,): (i64,) = sqlx::query_as("SELECT uid FROM emails WHERE id = $1")
-                .bind(&id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let (new_uid, viewer): (i64, Option<String>) =
+                sqlx::query_as("SELECT uid, inbox_owner FROM emails WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !to.holds(viewer.as_deref()) {
+                return Err(StoreError::NotFound);
+            }
+            announced.extend(viewer);
             pairs.push((to_u32(source_uid, "uid")?, to_u32(new_uid, "uid")?));
         }
         let (uidvalidity,): (i64,) =
@@ -712,7 +688,9 @@ impl MailStore for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
-        self.announce_mailbox(to).await;
+        announced.sort_unstable();
+        announced.dedup();
+        self.announce(&announced);
         Ok(Copied {
             uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
             pairs,

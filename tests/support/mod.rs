@@ -389,7 +389,13 @@ impl TestServer {
             imap_server::mime::new_message(raw.as_bytes().to_vec(), Vec::new(), Utc::now());
         self.database
             .mail
-            .append(&MailboxId::Address(address.to_owned()), &message)
+            .append(
+                &MailboxId::Folder {
+                    user_id: address.to_owned(),
+                    name: "INBOX".into(),
+                },
+                &message,
+            )
             .await
             .expect("deliver")
             .uid

@@ -22,7 +22,7 @@ pub async fn expunge(
     }
     // Flags set by other sessions count too.
     if view.is_stale(&services).await {
-        view.refresh(&services, out, true).await?;
+        view.refresh(&services, out, true).await?.or_fail()?;
     }
     let allowed: Option<Vec<usize>> = match only {
         Some(set) => Some(view.resolve(set, true)?),

@@ -4,6 +4,7 @@
 use crate::imap::outcome::{Done, Failure};
 use crate::imap::response::Out;
 use crate::imap::session::{Next, Session};
+use crate::imap::view::Freshness;
 
 pub fn start(session: &mut Session, tag: &str, out: &mut Out<'_>) -> Next {
     session.idling = Some(tag.to_owned());
@@ -53,18 +54,27 @@ impl Session {
     /// Reports what changed while idling. Woken by a notification or by the
     /// poll timer; the timer alone means a full look only where the store
     /// cannot hear every writer, and otherwise just a check of the bans.
-    pub async fn idle_update(&mut self, wake: Wake, out: &mut Out<'_>) {
+    /// Returns `Next::Close` when the selected mailbox is gone.
+    pub async fn idle_update(&mut self, wake: Wake, out: &mut Out<'_>) -> Next {
         let services = self.services.clone();
         let Some(view) = self.selected.as_mut() else {
-            return;
+            return Next::Idle;
         };
         let quiet = wake == Wake::Timer && services.store.hears_every_writer();
         if quiet && !view.is_stale(&services).await {
-            return;
+            return Next::Idle;
         }
-        if let Err(failure) = view.refresh(&services, out, true).await {
-            // Nothing to answer while idling; the next command will see the trouble.
-            tracing::warn!(text = %failure.text, "could not refresh an idling session");
+        match view.refresh(&services, out, true).await {
+            Ok(Freshness::Current) => Next::Idle,
+            Ok(Freshness::Gone) => {
+                self.idling = None;
+                self.end_gone_selection(out)
+            }
+            Err(failure) => {
+                // Nothing to answer while idling; the next command will see the trouble.
+                tracing::warn!(text = %failure.text, "could not refresh an idling session");
+                Next::Idle
+            }
         }
     }
 }
