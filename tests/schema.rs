@@ -442,3 +442,45 @@ async fn cached_answers_with_8bit_text_are_computed_again_on_sqlite_too() {
     .unwrap();
     assert_eq!(rows, answers_after_the_upgrade());
 }
+
+#[tokio::test]
+async fn an_upgrade_stops_at_addresses_that_differ_only_in_case_and_names_them() {
+    let url = support::postgres::fresh_database_url();
+    let pool = PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(DEPLOYMENT).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO inbox (email_address, user_id) VALUES
+           ('Box@Global.test', '11111111-1111-4111-8111-111111111111'),
+           ('box@global.test', NULL),
+           ('other@global.test', NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let Err(error) = Database::open(&url, 2).await else {
+        panic!("the migration must refuse to pick one of two owners");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("differ only in case")
+            && message.contains("Box@Global.test (user 11111111-1111-4111-8111-111111111111)")
+            && message.contains("box@global.test (user none)")
+            && !message.contains("other@global.test"),
+        "{message}"
+    );
+    // Nothing was half-done: both rows are still there, and once one is
+    // removed the upgrade goes through.
+    let (rows,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM inbox WHERE lower(email_address) = 'box@global.test'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, 2);
+    sqlx::query("DELETE FROM inbox WHERE email_address = 'box@global.test'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    Database::open(&url, 2)
+        .await
+        .expect("the upgrade runs once the conflict is resolved");
+}
