@@ -32,6 +32,27 @@ pub struct Config {
     pub allow_plaintext_auth: bool,
     /// Supabase mode, when `SUPABASE_URL` and a key are set.
     pub supabase: Option<Supabase>,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: one line per event, coloured only on a terminal.
+    Text,
+    /// For log shippers: one JSON object per line.
+    Json,
+}
+
+fn log_format(source: &dyn Source) -> Result<LogFormat, ConfigError> {
+    match source.get("LOG_FORMAT").as_deref().map(str::trim) {
+        None | Some("") | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(_) => Err(ConfigError {
+            variable: "LOG_FORMAT",
+            problem: "expected text or json".into(),
+        }),
+    }
 }
 
 /// The PEM files TLS is served from; re-read when they change.
@@ -220,6 +241,7 @@ impl Config {
             imaps_bind,
             allow_plaintext_auth,
             supabase,
+            log_format: log_format(source)?,
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod directory;
 pub mod imap;
+pub mod logsafe;
 pub mod mime;
 pub mod notify;
 pub mod server;

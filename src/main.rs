@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use imap_server::config::{self, Config};
+use imap_server::config::{self, Config, LogFormat};
 use imap_server::server::Server;
 use imap_server::store::Database;
 
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&cli);
+    init_logging(&cli, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,17 +70,23 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; the admin commands keep stdout for their answers.
-fn init_logging(cli: &Cli) {
+/// Colours only on a terminal: escape sequences in a file or journal are
+/// noise at best.
+fn init_logging(cli: &Cli, format: LogFormat) {
+    use std::io::IsTerminal;
     let default = match cli.command {
         None | Some(Command::Serve) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 async fn open_database(config: &Config) -> anyhow::Result<Database> {

@@ -462,3 +462,151 @@ fn sighup_reloads_the_certificate() {
     );
     assert!(renewed, "the new certificate is served after SIGHUP");
 }
+
+/// Starts `serve` in `dir` with `env`, stderr to `log`; returns it and its address.
+async fn serve_logging_to(
+    dir: &Path,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut server_env = env.to_vec();
+    server_env.push(("IMAP_BIND", &bind));
+    let mut server = imap_server(dir, &server_env, &["serve"])
+        .stderr(std::fs::File::create(log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&bind).is_ok() {
+            return (server, bind.parse().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    panic!("the server did not start listening");
+}
+
+/// What a hostile client sends to forge log lines, colour the operator's
+/// terminal, or get a token logged; returns the server's stderr.
+async fn hostile_logins(format: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let output = run(dir.path(), &[], args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    admin(&[
+        "admin",
+        "users",
+        "add",
+        "alice@example.com",
+        "--status",
+        "active",
+    ]);
+    let created = admin(&[
+        "admin",
+        "tokens",
+        "create",
+        "alice@example.com",
+        "--days",
+        "1",
+    ]);
+    let token = created
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("the token is printed")
+        .to_owned();
+    let log = dir.path().join("stderr.log");
+    let (mut server, addr) = serve_logging_to(dir.path(), &[("LOG_FORMAT", format)], &log).await;
+    let mut client = Client::connect(addr).await;
+    // The fields swapped, as a confused client sends them.
+    let swapped = client
+        .run(&format!("LOGIN {token} alice@example.com"))
+        .await;
+    assert_eq!(swapped.status(), "NO");
+    // A login name that would start a forged line and colour the terminal.
+    let forged =
+        "x\r\n2026-12-03T00:00:00Z INFO login user=alice@example.com outcome=success\x1b[2J";
+    client
+        .send(format!("l2 LOGIN {{{}}}\r\n", forged.len()).as_bytes())
+        .await;
+    assert!(client.line().await.starts_with("+ "));
+    client
+        .send(format!("{forged} {token}x\r\n").as_bytes())
+        .await;
+    assert_eq!(client.until_tagged("l2").await.status(), "NO");
+    client
+        .send(b"i1 ID (\"name\" \"evil\r\" \"version\" \"1\")\r\n")
+        .await;
+    client.until_tagged("i1").await;
+    assert!(
+        client
+            .run(&format!("LOGIN alice@example.com {token}"))
+            .await
+            .is_ok()
+    );
+    assert!(client.run("LOGOUT").await.is_ok());
+    send_sigterm(server.id());
+    assert!(server.wait().unwrap().success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logged.contains(&token),
+        "a token reached the log:\n{logged}"
+    );
+    assert!(
+        !logged.contains('\x1b'),
+        "an escape reached the log:\n{logged}"
+    );
+    assert!(
+        !logged
+            .lines()
+            .any(|line| line.starts_with("2026-12-03T00:00:00Z")),
+        "a forged line:\n{logged}"
+    );
+    logged
+}
+
+#[tokio::test]
+async fn text_logs_cannot_be_forged_coloured_or_given_a_token() {
+    let logged = hostile_logins("text").await;
+    let failures: Vec<&str> = logged
+        .lines()
+        .filter(|line| line.contains("login failed"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{logged}");
+    // Neither name is an address: both are logged as fingerprints.
+    for line in failures {
+        assert!(line.contains("user=#"), "{line}");
+    }
+    assert!(logged.contains("user=alice@example.com"), "{logged}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let logged = hostile_logins("json").await;
+    let mut logins = 0;
+    for line in logged.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["fields"]["message"].is_string(), "{line}");
+        if event["fields"]["message"] == "login" {
+            assert_eq!(event["fields"]["user"], "alice@example.com", "{line}");
+            logins += 1;
+        }
+    }
+    assert_eq!(logins, 1, "{logged}");
+}
+
+#[test]
+fn an_unknown_log_format_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &[("LOG_FORMAT", "xml")], &["serve"]);
+    assert!(failure_line(&output).contains("LOG_FORMAT"));
+}

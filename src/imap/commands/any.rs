@@ -2,6 +2,7 @@
 //! the authenticated-state informational ones, ENABLE (RFC 5161) and
 //! NAMESPACE (RFC 2342).
 
+use crate::logsafe::Escaped;
 use std::net::SocketAddr;
 
 use imap_types::core::{IString, NString, Vec1};
@@ -40,7 +41,8 @@ pub fn id(
                 format!("{}={value}", String::from_utf8_lossy(key.as_ref()))
             })
             .collect();
-        tracing::debug!(peer = %peer, client = %described.join(" "), "client identified itself");
+        let client = described.join(" ");
+        tracing::debug!(peer = %peer, client = %Escaped(&client), "client identified itself");
     }
     out.untagged(&format!(
         "ID ({} {} {} {})",

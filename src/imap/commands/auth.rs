@@ -1,6 +1,7 @@
 //! LOGIN and AUTHENTICATE PLAIN (RFC 3501 6.2, RFC 4616, SASL-IR RFC 4959).
 //! The password is the customer's IMAP token; it is never logged.
 
+use crate::logsafe::LoginName;
 use std::borrow::Cow;
 
 use base64::Engine;
@@ -158,7 +159,7 @@ async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
         }
         Err(error) => {
             session.failed_logins += 1;
-            tracing::info!(user = %login, peer = %session.peer, outcome = %error, "login failed");
+            tracing::info!(user = %LoginName(login), peer = %session.peer, outcome = %error, "login failed");
             Err(error.into())
         }
     }

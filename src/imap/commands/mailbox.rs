@@ -9,6 +9,7 @@ use crate::imap::names::{self, Name};
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::Code;
 use crate::imap::{DELIMITER, Services};
+use crate::logsafe::Escaped;
 use crate::store::{MailboxKind, StoreError};
 
 pub async fn create(services: &Services, account: &Account, mailbox: &Mailbox<'_>) -> Outcome {
@@ -25,7 +26,7 @@ pub async fn create(services: &Services, account: &Account, mailbox: &Mailbox<'_
                 .await
             {
                 Ok(()) => {
-                    tracing::info!(user = %account.email, %address, "address created");
+                    tracing::info!(user = %account.email, address = %Escaped(&address), "address created");
                     Ok(Done::ok("CREATE completed"))
                 }
                 Err(StoreError::AlreadyExists) => Err(Failure::no(
@@ -88,7 +89,7 @@ pub async fn delete(services: &Services, account: &Account, mailbox: &Mailbox<'_
                 .store
                 .delete_address(&account.user_id, &address)
                 .await?;
-            tracing::info!(user = %account.email, %address, "address deleted");
+            tracing::info!(user = %account.email, address = %Escaped(&address), "address deleted");
         }
         Name::Folder(folder) => {
             let entries = services.store.mailboxes(&account.user_id).await?;
