@@ -164,7 +164,7 @@ pids+=("$dovecot_pid")
 
 echo "== imap-server"
 # Errors only: under load sqlx warns about every slow statement.
-RUST_LOG=error IMAP_BIND=127.0.0.1:$ours_port IMAP_MAX_CONNECTIONS=20000 "$server" serve &
+RUST_LOG=error IMAP_BIND=127.0.0.1:$ours_port IMAP_MAX_CONNECTIONS=20000 IMAP_MAX_CONNECTIONS_PER_IP=0 "$server" serve &
 ours_pid=$!
 pids+=("$ours_pid")
 wait_for_port "$dovecot_port"

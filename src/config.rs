@@ -101,7 +101,7 @@ pub struct Limits {
     pub max_literal: u32,
     /// Largest message accepted by APPEND.
     pub max_message_size: u32,
-    /// How long a connection may stay silent before logging in.
+    /// How long a connection may take, from connecting, to log in.
     pub login_timeout: Duration,
     /// How long an authenticated connection may stay silent.
     pub idle_timeout: Duration,
@@ -115,6 +115,10 @@ pub struct Limits {
     /// How long one write to the client may wait: a client that stops
     /// reading is closed, rather than holding its answer in memory.
     pub write_timeout: Duration,
+    /// Most simultaneous connections from one client address (0: no cap).
+    pub max_connections_per_ip: u32,
+    /// Longest delay the failed-login penalty imposes (0: no penalty).
+    pub auth_penalty_max: Duration,
 }
 
 impl Default for Limits {
@@ -129,6 +133,8 @@ impl Default for Limits {
             max_bad_commands: 20,
             idle_poll: Duration::from_secs(15),
             write_timeout: Duration::from_secs(60),
+            max_connections_per_ip: 50,
+            auth_penalty_max: Duration::from_secs(15),
         }
     }
 }
@@ -214,6 +220,17 @@ impl Config {
             )?,
             idle_poll: seconds(source, "IMAP_IDLE_POLL", defaults.idle_poll)?,
             write_timeout: seconds(source, "IMAP_WRITE_TIMEOUT", defaults.write_timeout)?,
+            max_connections_per_ip: number(
+                source,
+                "IMAP_MAX_CONNECTIONS_PER_IP",
+                defaults.max_connections_per_ip,
+                0,
+            )?,
+            auth_penalty_max: seconds_or_off(
+                source,
+                "IMAP_AUTH_PENALTY_MAX",
+                defaults.auth_penalty_max,
+            )?,
         };
         let tls = tls_files(source)?;
         let imaps_bind = match source.get("IMAPS_BIND") {
@@ -357,6 +374,16 @@ fn seconds(
     default: Duration,
 ) -> Result<Duration, ConfigError> {
     let value: u64 = number(source, variable, default.as_secs(), 1)?;
+    Ok(Duration::from_secs(value))
+}
+
+/// Seconds where `0` switches the feature off.
+fn seconds_or_off(
+    source: &dyn Source,
+    variable: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let value: u64 = number(source, variable, default.as_secs(), 0)?;
     Ok(Duration::from_secs(value))
 }
 

@@ -154,7 +154,7 @@ async fn a_silent_client_is_logged_out_before_login() {
     let server = TestServer::start_with(Backend::Sqlite, options).await;
     let mut client = server.connect().await;
     let rest = client.rest().await;
-    assert_eq!(rest, vec!["* BYE Autologout; idle for too long"]);
+    assert_eq!(rest, vec!["* BYE Login timed out"]);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ pub mod heavy;
 pub mod names;
 pub mod outcome;
 pub mod pattern;
+pub mod penalty;
 pub mod response;
 pub mod session;
 pub mod utf7;
@@ -25,6 +26,8 @@ pub struct Services {
     pub store: Arc<dyn MailStore>,
     pub directory: Arc<dyn Directory>,
     pub limits: Limits,
+    /// Failed logins per client address, for the whole process.
+    pub penalties: penalty::LoginPenalties,
 }
 
 /// Capabilities once logged in. Nothing is advertised that is not implemented.

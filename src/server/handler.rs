@@ -73,10 +73,14 @@ pub async fn serve(
     let mut out = Out::new();
     session.greeting(&mut out);
     let mut next = Next::Command;
+    // IMAP_LOGIN_TIMEOUT counts from the connection, not from the last
+    // command: a client sending NOOP every few seconds must not hold an
+    // unauthenticated slot forever.
+    let login_deadline = Instant::now() + handshake_timeout;
     // When the client must have said something by. Reports sent during IDLE
     // do not move it: a client that vanished without closing the connection
     // must not hold its session forever.
-    let mut deadline = Instant::now() + session.timeout();
+    let mut deadline = next_deadline(&session, login_deadline);
     let reason = loop {
         connection.write(out.bytes());
         out.clear();
@@ -101,7 +105,7 @@ pub async fn serve(
                 Ok(Ok(())) => {
                     session.tls_started();
                     next = Next::Command;
-                    deadline = Instant::now() + session.timeout();
+                    deadline = next_deadline(&session, login_deadline);
                     continue;
                 }
                 Ok(Err(error)) => {
@@ -127,7 +131,7 @@ pub async fn serve(
         let input = match read {
             Ok(Ok(input)) => input,
             Err(_) => {
-                out.bye(session.timeout_text());
+                out.bye(timeout_text(&session));
                 next = Next::Close;
                 continue;
             }
@@ -151,11 +155,26 @@ pub async fn serve(
         }
         out.extend(&rest);
         connection.allow_message_literals(session.account().is_some());
-        deadline = Instant::now() + session.timeout();
+        deadline = next_deadline(&session, login_deadline);
     };
     let user = session
         .account()
         .map(|a| a.email.clone())
         .unwrap_or_default();
     tracing::info!(%peer, %user, reason, "connection closed");
+}
+
+/// Logged in: the idle timeout from now. Not yet: the login deadline.
+fn next_deadline(session: &Session, login_deadline: Instant) -> Instant {
+    match session.account() {
+        Some(_) => Instant::now() + session.timeout(),
+        None => login_deadline,
+    }
+}
+
+fn timeout_text(session: &Session) -> &'static str {
+    match session.account() {
+        Some(_) => session.timeout_text(),
+        None => "Login timed out",
+    }
 }

@@ -13,11 +13,13 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::handler::{self, Security};
+use super::per_address::PerAddress;
 use super::stream::Stream;
 use super::tls::{Certificates, TlsError};
 use crate::config::{Config, redact_url};
 use crate::directory::supabase::{SupabaseClient, SupabaseSettings};
 use crate::directory::{Directory, SqlDirectory, SupabaseDirectory};
+use crate::imap::penalty::LoginPenalties;
 use crate::imap::{Services, Transport};
 use crate::store::Database;
 
@@ -117,6 +119,7 @@ impl Server {
             store: database.mail.clone(),
             directory,
             limits: config.limits.clone(),
+            penalties: LoginPenalties::new(config.limits.auth_penalty_max),
         });
         let server = Server::bind(config.imap_bind, services).await?;
         match &config.tls {
@@ -208,6 +211,7 @@ impl Server {
     /// Serves until `shutdown` completes, then closes every session with a BYE.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let slots = Arc::new(Semaphore::new(self.max_connections));
+        let per_address = PerAddress::new(self.services.limits.max_connections_per_ip);
         let (stop, stopped) = watch::channel(false);
         tokio::pin!(shutdown);
         let imaps = self.tls.as_ref().and_then(|tls| tls.listener.as_ref());
@@ -217,7 +221,7 @@ impl Server {
                 accepted = self.listener.accept() => (accepted, false),
                 accepted = accept_on(imaps) => (accepted, true),
             };
-            let (mut stream, peer) = match accepted {
+            let (stream, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
                     // Out of file descriptors and the like: pause rather than spin.
@@ -229,11 +233,15 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "connection refused: too many connections");
-                tokio::spawn(async move {
-                    let _ = stream
-                        .write_all(b"* BYE Too many connections, try again later\r\n")
-                        .await;
-                });
+                refuse(stream, b"* BYE Too many connections, try again later\r\n");
+                continue;
+            };
+            let Some(held) = per_address.try_hold(peer.ip()) else {
+                tracing::warn!(%peer, "connection refused: too many from this address");
+                refuse(
+                    stream,
+                    b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+                );
                 continue;
             };
             let services = self.services.clone();
@@ -249,7 +257,7 @@ impl Server {
                 if let Some(stream) = open_stream(stream, peer, acceptor, timeout).await {
                     handler::serve(stream, peer, services, security, stopped).await;
                 }
-                drop(slot);
+                drop((held, slot));
             });
         }
         tracing::info!("shutting down");
@@ -257,6 +265,15 @@ impl Server {
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
     }
+}
+
+/// Answers a connection that is refused, off the accept loop: a client that
+/// does not read must not stall it. The write is bounded by the socket buffer.
+fn refuse(mut stream: TcpStream, bye: &'static [u8]) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(bye)).await;
+        let _ = stream.shutdown().await;
+    });
 }
 
 async fn listen(address: SocketAddr) -> Result<TcpListener, StartError> {

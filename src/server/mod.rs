@@ -3,6 +3,7 @@
 pub mod connection;
 mod handler;
 mod listener;
+mod per_address;
 mod stream;
 pub mod tls;
 

@@ -179,6 +179,9 @@ impl TestServer {
             store: database.mail.clone(),
             directory,
             limits: options.limits.clone(),
+            penalties: imap_server::imap::penalty::LoginPenalties::new(
+                options.limits.auth_penalty_max,
+            ),
         });
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let mut server = Server::bind(loopback, services)
@@ -472,11 +475,31 @@ impl Client {
         client
     }
 
+    /// Connected from another loopback address (127.0.0.0/8 is all
+    /// loopback on Linux): a second client address for per-address rules.
+    pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind the local address");
+        let stream = socket
+            .connect(addr)
+            .await
+            .expect("connect to the test server");
+        let mut client = Client::from_stream(stream);
+        client.greeting = client.line().await;
+        client
+    }
+
     /// Connected, greeting not yet read.
     pub async fn connect_raw(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr)
             .await
             .expect("connect to the test server");
+        Client::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> Client {
         let (read, write) = stream.into_split();
         Client {
             reader: BufReader::new(read),

@@ -2,7 +2,6 @@
 //! the authenticated-state informational ones, ENABLE (RFC 5161) and
 //! NAMESPACE (RFC 2342).
 
-use crate::logsafe::Escaped;
 use std::net::SocketAddr;
 
 use imap_types::core::{IString, NString, Vec1};
@@ -10,6 +9,7 @@ use imap_types::extensions::enable::CapabilityEnable;
 
 use crate::imap::outcome::{Done, Outcome};
 use crate::imap::response::{Out, quoted};
+use crate::logsafe::Escaped;
 
 pub fn capability(list: &str, out: &mut Out<'_>) -> Outcome {
     out.untagged(&format!("CAPABILITY {list}"));

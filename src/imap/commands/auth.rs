@@ -1,7 +1,6 @@
 //! LOGIN and AUTHENTICATE PLAIN (RFC 3501 6.2, RFC 4616, SASL-IR RFC 4959).
 //! The password is the customer's IMAP token; it is never logged.
 
-use crate::logsafe::LoginName;
 use std::borrow::Cow;
 
 use base64::Engine;
@@ -9,10 +8,12 @@ use base64::engine::general_purpose::STANDARD;
 use imap_types::auth::AuthMechanism;
 use imap_types::secret::Secret;
 
+use crate::directory::AuthError;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
 use crate::imap::session::{Session, State};
 use crate::imap::{CAPABILITIES, SPECIAL_FOLDER_NAMES};
+use crate::logsafe::LoginName;
 
 /// STARTTLS (RFC 3501 6.2.1): only before login, only once, only where TLS
 /// is configured.
@@ -46,9 +47,10 @@ fn require_privacy(session: &Session) -> Result<(), Failure> {
 
 pub async fn login(session: &mut Session, username: &[u8], password: &[u8]) -> Outcome {
     require_privacy(session)?;
+    wait_out_penalty(session).await;
     let (Ok(username), Ok(token)) = (std::str::from_utf8(username), std::str::from_utf8(password))
     else {
-        session.failed_logins += 1;
+        count_failure(session);
         return Err(Failure::no(
             Code::AuthenticationFailed,
             "Invalid IMAP token",
@@ -111,8 +113,27 @@ impl Session {
     }
 }
 
+/// A failed attempt: counted for the connection (too many close it) and
+/// for the client's address (see `imap::penalty`).
+fn count_failure(session: &mut Session) {
+    session.failed_logins += 1;
+    session.services.penalties.failed(session.peer.ip());
+}
+
+/// Holds an attempt from an address that failed too often, before anything
+/// is checked: its delay costs the directory nothing. Only this connection
+/// waits; commands are read one at a time, so it cannot queue more.
+async fn wait_out_penalty(session: &Session) {
+    let delay = session.services.penalties.delay(session.peer.ip());
+    if !delay.is_zero() {
+        tracing::debug!(peer = %session.peer, ?delay, "login attempt held by the failure penalty");
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// `authzid NUL authcid NUL passwd` (RFC 4616 2).
 async fn plain(session: &mut Session, message: &[u8]) -> Outcome {
+    wait_out_penalty(session).await;
     let mut parts = message.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -124,14 +145,14 @@ async fn plain(session: &mut Session, message: &[u8]) -> Outcome {
         std::str::from_utf8(authcid),
         std::str::from_utf8(password),
     ) else {
-        session.failed_logins += 1;
+        count_failure(session);
         return Err(Failure::no(
             Code::AuthenticationFailed,
             "Invalid IMAP token",
         ));
     };
     if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(authcid) {
-        session.failed_logins += 1;
+        count_failure(session);
         return Err(Failure::no(
             Code::AuthorizationFailed,
             "Logging in as another user is not allowed",
@@ -149,6 +170,7 @@ async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
                 .store
                 .provision_user(&account.user_id, &SPECIAL_FOLDER_NAMES)
                 .await?;
+            services.penalties.succeeded(session.peer.ip());
             tracing::info!(user = %account.email, peer = %session.peer, outcome = "success", "login");
             session.user = Some(account.email.clone());
             session.state = State::Authenticated(account);
@@ -158,7 +180,10 @@ async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
             ))
         }
         Err(error) => {
-            session.failed_logins += 1;
+            // An outage says nothing about the client.
+            if error != AuthError::Unavailable {
+                count_failure(session);
+            }
             tracing::info!(user = %LoginName(login), peer = %session.peer, outcome = %error, "login failed");
             Err(error.into())
         }
