@@ -119,6 +119,8 @@ pub struct Limits {
     pub max_connections_per_ip: u32,
     /// Longest delay the failed-login penalty imposes (0: no penalty).
     pub auth_penalty_max: Duration,
+    /// How often live sessions' tokens and subscriptions are checked again (0: never).
+    pub session_recheck: Duration,
 }
 
 impl Default for Limits {
@@ -135,6 +137,7 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(60),
             max_connections_per_ip: 50,
             auth_penalty_max: Duration::from_secs(15),
+            session_recheck: Duration::from_secs(60),
         }
     }
 }
@@ -230,6 +233,11 @@ impl Config {
                 source,
                 "IMAP_AUTH_PENALTY_MAX",
                 defaults.auth_penalty_max,
+            )?,
+            session_recheck: seconds_or_off(
+                source,
+                "IMAP_SESSION_RECHECK",
+                defaults.session_recheck,
             )?,
         };
         let tls = tls_files(source)?;

@@ -18,13 +18,16 @@ pub use bans::{BanList, Scope};
 pub use sql::{SqlDirectory, subscription_allows_login};
 pub use supabase::SupabaseDirectory;
 
-use crate::store::UserRecord;
+use crate::store::{TokenStanding, UserRecord};
 
 /// A customer who logged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub user_id: String,
     pub email: String,
+    /// The token this session logged in with: what the periodic re-check
+    /// asks about (`Directory::recheck`).
+    pub token_id: String,
 }
 
 /// Why a login failed. The messages are the deployment's, word for word.
@@ -72,14 +75,49 @@ pub trait Directory: Send + Sync {
     async fn may_create_address(&self, user_id: &str, address: &str) -> Result<(), AddressRefusal>;
     /// The active bans, from the cache.
     async fn bans(&self) -> Result<Arc<BanList>, Unavailable>;
+    /// Tokens (by id) and their owners as they are now, never from a cache:
+    /// for the periodic re-check of live sessions. Tokens that no longer
+    /// exist are simply absent. Callers page: at most `RECHECK_PAGE` ids.
+    async fn recheck(&self, token_ids: &[String]) -> Result<Vec<TokenStanding>, Unavailable>;
 }
+
+/// The most token ids one `Directory::recheck` call is asked about.
+pub const RECHECK_PAGE: usize = 500;
 
 impl Account {
     /// The account of a user who passed every check.
-    pub fn of(user: UserRecord) -> Account {
+    pub fn of(user: UserRecord, token_id: String) -> Account {
         Account {
             user_id: user.id,
             email: user.email.to_lowercase(),
+            token_id,
+        }
+    }
+
+    /// Whether this session may go on, given what its token and its owner
+    /// look like now (`None`: the token is gone). The same rules and answers
+    /// as LOGIN, except the email: it was checked at login, and only the
+    /// owner's id must still match.
+    pub fn still_allowed(
+        &self,
+        now_standing: Option<&TokenStanding>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let Some(standing) = now_standing else {
+            return Err(AuthError::InvalidToken);
+        };
+        if standing.user_id != self.user_id {
+            return Err(AuthError::InvalidToken);
+        }
+        if standing.expires_at.is_some_and(|expiry| expiry <= now) {
+            return Err(AuthError::Expired);
+        }
+        match &standing.owner {
+            None => Err(AuthError::InvalidToken),
+            Some(owner) if !subscription_allows_login(owner, now) => {
+                Err(AuthError::SubscriptionInactive)
+            }
+            Some(_) => Ok(()),
         }
     }
 }

@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::policy::{AddressPolicy, Origin};
 use super::*;
-use crate::store::{AccountStore, StoreError, UserRecord};
+use crate::store::{AccountStore, StoreError, TokenStanding, UserRecord};
 
 pub struct SqlDirectory {
     accounts: Arc<dyn AccountStore>,
@@ -72,7 +72,7 @@ impl Directory for SqlDirectory {
             .touch_token(&record.id, now)
             .await
             .map_err(unavailable)?;
-        Ok(Account::of(user))
+        Ok(Account::of(user, record.id))
     }
 
     async fn may_create_address(&self, user_id: &str, address: &str) -> Result<(), AddressRefusal> {
@@ -81,6 +81,13 @@ impl Directory for SqlDirectory {
 
     async fn bans(&self) -> Result<Arc<BanList>, Unavailable> {
         self.policy.bans().await
+    }
+
+    async fn recheck(&self, token_ids: &[String]) -> Result<Vec<TokenStanding>, Unavailable> {
+        self.accounts
+            .token_standings(token_ids)
+            .await
+            .map_err(|e| Unavailable(e.to_string()))
     }
 }
 

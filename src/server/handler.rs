@@ -10,7 +10,10 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Connection, Frame, Problem, ReadError};
+use super::sessions::{Registered, Sessions};
 use super::stream::Stream;
+use crate::directory::AuthError;
+use crate::imap::outcome::Failure;
 use crate::imap::response::Out;
 use crate::imap::session::{Input, Next};
 use crate::imap::{Services, Session, Transport};
@@ -64,6 +67,7 @@ pub async fn serve(
     peer: SocketAddr,
     services: Arc<Services>,
     security: Security,
+    sessions: Arc<Sessions>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(%peer, tls = stream.is_encrypted(), "connection opened");
@@ -81,6 +85,8 @@ pub async fn serve(
     // do not move it: a client that vanished without closing the connection
     // must not hold its session forever.
     let mut deadline = next_deadline(&session, login_deadline);
+    // Once logged in: the entry the periodic re-check may end.
+    let mut registration: Option<Registered> = None;
     let reason = loop {
         connection.write(out.bytes());
         out.clear();
@@ -122,6 +128,15 @@ pub async fn serve(
                 continue;
             }
             read = tokio::time::timeout_at(deadline, read(&mut connection, next)) => read,
+            reason = revoked(&mut registration) => {
+                let failure = Failure::from(reason);
+                match &failure.code {
+                    Some(code) => out.bye_with(code, &failure.text),
+                    None => out.bye(&failure.text),
+                }
+                next = Next::Close;
+                continue;
+            }
             // Reading is cancel-safe: bytes already received stay buffered.
             wake = session.wait_for_change(), if next == Next::Idle => {
                 next = session.idle_update(wake, &mut out).await;
@@ -155,6 +170,11 @@ pub async fn serve(
         }
         out.extend(&rest);
         connection.allow_message_literals(session.account().is_some());
+        if registration.is_none()
+            && let Some(account) = session.account()
+        {
+            registration = Some(sessions.register(account));
+        }
         deadline = next_deadline(&session, login_deadline);
     };
     let user = session
@@ -162,6 +182,14 @@ pub async fn serve(
         .map(|a| a.email.clone())
         .unwrap_or_default();
     tracing::info!(%peer, %user, reason, "connection closed");
+}
+
+/// The re-check's verdict on this session, once it has one.
+async fn revoked(registration: &mut Option<Registered>) -> AuthError {
+    match registration {
+        Some(registered) => registered.ended().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Logged in: the idle timeout from now. Not yet: the login deadline.

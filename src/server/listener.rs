@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::handler::{self, Security};
 use super::per_address::PerAddress;
+use super::sessions::Sessions;
 use super::stream::Stream;
 use super::tls::{Certificates, TlsError};
 use crate::config::{Config, redact_url};
@@ -212,6 +213,11 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let per_address = PerAddress::new(self.services.limits.max_connections_per_ip);
+        let sessions = Arc::new(Sessions::default());
+        sessions.spawn_rechecks(
+            self.services.directory.clone(),
+            self.services.limits.session_recheck,
+        );
         let (stop, stopped) = watch::channel(false);
         tokio::pin!(shutdown);
         let imaps = self.tls.as_ref().and_then(|tls| tls.listener.as_ref());
@@ -245,6 +251,7 @@ impl Server {
                 continue;
             };
             let services = self.services.clone();
+            let sessions = sessions.clone();
             let stopped = stopped.clone();
             let security = self.security(peer, implicit_tls);
             let acceptor = self
@@ -255,7 +262,7 @@ impl Server {
             tokio::spawn(async move {
                 let timeout = services.limits.login_timeout;
                 if let Some(stream) = open_stream(stream, peer, acceptor, timeout).await {
-                    handler::serve(stream, peer, services, security, stopped).await;
+                    handler::serve(stream, peer, services, security, sessions, stopped).await;
                 }
                 drop((held, slot));
             });

@@ -4,6 +4,7 @@ pub mod connection;
 mod handler;
 mod listener;
 mod per_address;
+pub mod sessions;
 mod stream;
 pub mod tls;
 

@@ -291,6 +291,16 @@ pub struct TokenRecord {
     pub created_at: Option<DateTime<Utc>>,
 }
 
+/// A token as the re-check of live sessions needs it, with its owner
+/// (`None`: no such user).
+#[derive(Debug, Clone)]
+pub struct TokenStanding {
+    pub token_id: String,
+    pub user_id: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub owner: Option<UserRecord>,
+}
+
 #[derive(Debug, Clone)]
 pub struct UserRecord {
     pub id: String,
@@ -331,6 +341,8 @@ pub trait AccountStore: Send + Sync {
     async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// These tokens (those that exist) with their owners, in one query.
+    async fn token_standings(&self, token_ids: &[String]) -> StoreResult<Vec<TokenStanding>>;
     /// Every domain row, active or not.
     async fn domains(&self) -> StoreResult<Vec<DomainRecord>>;
     /// Every ban row, active or not.

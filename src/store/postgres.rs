@@ -735,6 +735,24 @@ impl AccountStore for PgStore {
         Ok(row.map(UserRow::into_record))
     }
 
+    async fn token_standings(&self, token_ids: &[String]) -> StoreResult<Vec<TokenStanding>> {
+        // Ids come from our own logins; one that is not a UUID matches nothing.
+        let ids: Vec<uuid::Uuid> = token_ids
+            .iter()
+            .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+            .collect();
+        let rows: Vec<StandingRow> = sqlx::query_as(
+            "SELECT t.id::text, t.user_id::text, t.expires_at,
+                    u.id::text, u.email, u.subscription_status, u.subscription_end_date
+             FROM imap_tokens t LEFT JOIN users u ON u.id = t.user_id
+             WHERE t.id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(standing_from_row).collect())
+    }
+
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
         let row = sqlx::query_as::<_, UserRow>(
             "SELECT id::text, email, subscription_status, subscription_end_date FROM users
@@ -969,6 +987,32 @@ impl TokenRow {
             last_used_at: self.last_used_at,
             created_at: self.created_at,
         }
+    }
+}
+
+type StandingRow = (
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
+fn standing_from_row(
+    (token_id, user_id, expires_at, owner_id, email, status, end): StandingRow,
+) -> TokenStanding {
+    TokenStanding {
+        token_id,
+        user_id,
+        expires_at,
+        owner: owner_id.map(|id| UserRecord {
+            id,
+            email: email.unwrap_or_default(),
+            subscription_status: status,
+            subscription_end_date: end,
+        }),
     }
 }
 

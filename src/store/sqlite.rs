@@ -748,6 +748,16 @@ fn token_from_row((id, user_id, token, expires, used, created): TokenRow) -> Tok
 
 type UserRow = (String, String, Option<String>, Option<String>);
 
+type StandingRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 fn user_from_row((id, email, status, end): UserRow) -> UserRecord {
     UserRecord {
         id,
@@ -777,6 +787,35 @@ impl AccountStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(user_from_row))
+    }
+
+    async fn token_standings(&self, token_ids: &[String]) -> StoreResult<Vec<TokenStanding>> {
+        let ids = serde_json::to_string(token_ids).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<StandingRow> = sqlx::query_as(
+            "SELECT t.id, t.user_id, t.expires_at,
+                    u.id, u.email, u.subscription_status, u.subscription_end_date
+             FROM imap_tokens t LEFT JOIN users u ON u.id = t.user_id
+             WHERE t.id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(token_id, user_id, expires, owner_id, email, status, end)| TokenStanding {
+                    token_id,
+                    user_id,
+                    expires_at: parse_time(expires),
+                    owner: owner_id.map(|id| UserRecord {
+                        id,
+                        email: email.unwrap_or_default(),
+                        subscription_status: status,
+                        subscription_end_date: parse_time(end),
+                    }),
+                },
+            )
+            .collect())
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {

@@ -46,6 +46,29 @@ pub struct TokenRow {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A token as the re-check of live sessions sees it.
+#[derive(Debug, Clone)]
+pub struct TokenNow {
+    pub id: String,
+    pub user_id: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenStandingRow {
+    id: serde_json::Value,
+    user_id: String,
+    #[serde(default, deserialize_with = "timestamp")]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserSubscriptionRow {
+    id: serde_json::Value,
+    #[serde(flatten)]
+    subscription: SubscriptionRow,
+}
+
 /// A `public.users` row: the subscription half of an account.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SubscriptionRow {
@@ -146,6 +169,70 @@ impl SupabaseClient {
             )
             .await?;
         Ok(rows.into_iter().next())
+    }
+
+    /// The token rows with these ids (those that exist), in one request.
+    pub async fn tokens_by_id(&self, ids: &[String]) -> Result<Vec<TokenNow>, SupabaseError> {
+        let rows: Vec<TokenStandingRow> = self
+            .select_in("imap_tokens", "id,user_id,expires_at", ids)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| TokenNow {
+                id: id_text(row.id),
+                user_id: row.user_id,
+                expires_at: row.expires_at,
+            })
+            .collect())
+    }
+
+    /// The `public.users` rows of these users (those that exist), in one request.
+    pub async fn subscriptions(
+        &self,
+        user_ids: &[String],
+    ) -> Result<Vec<(String, SubscriptionRow)>, SupabaseError> {
+        let rows: Vec<UserSubscriptionRow> = self
+            .select_in(
+                "users",
+                "id,subscription_status,subscription_end_date",
+                user_ids,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (id_text(row.id), row.subscription))
+            .collect())
+    }
+
+    /// `GET /rest/v1/{table}?select=…&id=in.(…)`. Only ids made of letters,
+    /// digits and `-` (UUIDs, integers) go into the list, so none can close
+    /// it or add a filter; the list is as long as the caller's page.
+    async fn select_in<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        columns: &str,
+        ids: &[String],
+    ) -> Result<Vec<T>, SupabaseError> {
+        let safe: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| {
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            .collect();
+        if safe.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = [
+            ("select".to_owned(), columns.to_owned()),
+            ("id".to_owned(), format!("in.({})", safe.join(","))),
+        ];
+        let path = format!("/rest/v1/{table}");
+        let rows: Option<Vec<T>> = self.fetch(Method::GET, &path, &query, None).await?;
+        rows.ok_or_else(|| SupabaseError::Malformed {
+            path,
+            reason: "an empty answer where rows were expected".into(),
+        })
     }
 
     /// Records a login on the token row.

@@ -19,7 +19,7 @@ pub use client::{SupabaseClient, SupabaseError};
 
 use super::policy::{AddressPolicy, Origin};
 use super::*;
-use crate::store::{AccountStore, UserRecord};
+use crate::store::{AccountStore, TokenStanding, UserRecord};
 
 /// What Supabase mode needs beyond the client.
 #[derive(Clone)]
@@ -130,8 +130,8 @@ impl Directory for SupabaseDirectory {
             .map_err(unavailable)?
             .ok_or(AuthError::InvalidToken)?;
         check_owner(login, record.expires_at, &owner, Utc::now())?;
-        self.touch_token_later(record.id);
-        Ok(Account::of(owner))
+        self.touch_token_later(record.id.clone());
+        Ok(Account::of(owner, record.id))
     }
 
     async fn may_create_address(&self, user_id: &str, address: &str) -> Result<(), AddressRefusal> {
@@ -140,5 +140,43 @@ impl Directory for SupabaseDirectory {
 
     async fn bans(&self) -> Result<Arc<BanList>, Unavailable> {
         self.policy.bans().await
+    }
+
+    /// Two requests per page whatever the number of sessions: the tokens,
+    /// then their owners' subscriptions, each with one `in.(…)` filter. Not
+    /// through the account cache: the point is to see what changed. Emails
+    /// are not asked for (GoTrue has no batch lookup): they were checked at
+    /// login, and the token's owner id is what must still match.
+    async fn recheck(&self, token_ids: &[String]) -> Result<Vec<TokenStanding>, Unavailable> {
+        let failed = |e: SupabaseError| Unavailable(e.to_string());
+        let tokens = self.client.tokens_by_id(token_ids).await.map_err(failed)?;
+        let mut owners: Vec<String> = tokens.iter().map(|t| t.user_id.clone()).collect();
+        owners.sort();
+        owners.dedup();
+        let subscriptions = self.client.subscriptions(&owners).await.map_err(failed)?;
+        Ok(tokens
+            .into_iter()
+            .map(|token| {
+                // As at login, an account without a `public.users` row has
+                // no subscription.
+                let subscription = subscriptions
+                    .iter()
+                    .find(|(id, _)| *id == token.user_id)
+                    .map(|(_, row)| row.clone())
+                    .unwrap_or_default();
+                let owner = Some(UserRecord {
+                    id: token.user_id.clone(),
+                    email: String::new(),
+                    subscription_status: subscription.subscription_status,
+                    subscription_end_date: subscription.subscription_end_date,
+                });
+                TokenStanding {
+                    token_id: token.id,
+                    user_id: token.user_id,
+                    expires_at: token.expires_at,
+                    owner,
+                }
+            })
+            .collect())
     }
 }

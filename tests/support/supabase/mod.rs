@@ -234,6 +234,17 @@ impl FakeSupabase {
         });
     }
 
+    /// Sets a token's expiry, as editing its row does.
+    pub fn set_token_expiry(&self, token: &str, expires_at: DateTime<Utc>) {
+        self.with(|s| {
+            for row in s.tables.get_mut("imap_tokens").into_iter().flatten() {
+                if row.get("token") == Some(&json!(token)) {
+                    row.insert("expires_at".into(), json!(timestamp(expires_at)));
+                }
+            }
+        });
+    }
+
     pub fn set_subscription(&self, user_id: &str, status: &str) {
         self.with(|s| {
             for row in s.tables.get_mut("users").into_iter().flatten() {

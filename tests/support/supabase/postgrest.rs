@@ -30,6 +30,13 @@ impl Filter {
         match self.operator.as_str() {
             "eq" => text.as_deref() == Some(self.value.as_str()),
             "neq" => text.is_some_and(|t| t != self.value),
+            // `in.(a,b,c)`: unquoted items only (ids), as the server sends them.
+            "in" => text.is_some_and(|t| {
+                self.value
+                    .strip_prefix('(')
+                    .and_then(|v| v.strip_suffix(')'))
+                    .is_some_and(|items| items.split(',').any(|item| item == t))
+            }),
             // `is` takes null/true/false only (checked when parsing).
             _ => match self.value.as_str() {
                 "null" => cell.is_null(),
@@ -162,8 +169,16 @@ impl Query {
 /// with `\` escapes, PostgREST's rule for values holding `,` `(` `)`).
 fn parse_condition(column: String, text: &str, in_list: bool) -> Option<Filter> {
     let (operator, raw) = text.split_once('.')?;
-    if !matches!(operator, "eq" | "neq" | "is") {
+    if !matches!(operator, "eq" | "neq" | "is" | "in") {
         return None;
+    }
+    if operator == "in" {
+        let ok = !in_list && raw.starts_with('(') && raw.ends_with(')') && !raw.contains('"');
+        return ok.then(|| Filter {
+            column,
+            operator: operator.to_owned(),
+            value: raw.to_owned(),
+        });
     }
     let value = if in_list && raw.starts_with('"') {
         let inner = raw.strip_prefix('"')?.strip_suffix('"')?;

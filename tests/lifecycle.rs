@@ -1,0 +1,242 @@
+//! Sessions follow the account (IMAP_SESSION_RECHECK): a revoked or expired
+//! token and a lapsed subscription end the sessions behind them, idling or
+//! not, with LOGIN's own answers; one batched look per interval, and an
+//! unreadable directory ends nobody.
+
+mod support;
+
+use std::time::Duration;
+
+use support::supabase::Fault;
+use support::{Backend, Client, Options, TestServer, User};
+
+const RECHECK: Duration = Duration::from_secs(1);
+
+fn options(supabase: bool) -> Options {
+    let mut options = if supabase {
+        Options::supabase()
+    } else {
+        Options::default()
+    };
+    options.limits.session_recheck = RECHECK;
+    options
+}
+
+/// Runs each scenario on PostgreSQL, on SQLite and in Supabase mode.
+macro_rules! in_every_directory {
+    ($($scenario:ident),* $(,)?) => {
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let options = super::options(false);
+                    super::$scenario(super::TestServer::start_with(super::Backend::Postgres, options).await).await;
+                }
+            )*
+        }
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let options = super::options(false);
+                    super::$scenario(super::TestServer::start_with(super::Backend::Sqlite, options).await).await;
+                }
+            )*
+        }
+        mod supabase_mode {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let options = super::options(true);
+                    super::$scenario(super::TestServer::start_with(super::Backend::Postgres, options).await).await;
+                }
+            )*
+        }
+    };
+}
+
+/// One plain session and one in IDLE, both logged in as `user`.
+async fn two_sessions(server: &TestServer, user: &User) -> (Client, Client) {
+    let plain = server.login(user).await;
+    let mut idling = server.login(user).await;
+    assert!(idling.run("SELECT INBOX").await.is_ok());
+    idling.send(b"i1 IDLE\r\n").await;
+    assert_eq!(idling.line().await, "+ idling");
+    (plain, idling)
+}
+
+async fn assert_ended_with(sessions: (Client, Client), bye: &str) {
+    for mut session in [sessions.0, sessions.1] {
+        let rest = session.rest().await;
+        assert_eq!(rest, vec![bye.to_owned()]);
+    }
+}
+
+async fn a_revoked_token_ends_its_sessions(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let sessions = two_sessions(&server, &alice).await;
+    match &server.supabase {
+        Some(fake) => fake.revoke_token(&alice.token),
+        None => {
+            server
+                .execute(
+                    "DELETE FROM imap_tokens WHERE user_id IN
+                     (SELECT id FROM users WHERE email = 'alice@example.com')",
+                )
+                .await
+        }
+    }
+    assert_ended_with(sessions, "* BYE [AUTHENTICATIONFAILED] Invalid IMAP token").await;
+}
+
+async fn an_expired_token_ends_its_sessions(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let sessions = two_sessions(&server, &alice).await;
+    match &server.supabase {
+        Some(fake) => fake.set_token_expiry(
+            &alice.token,
+            chrono::Utc::now() - chrono::Duration::hours(1),
+        ),
+        None => {
+            server
+                .execute(
+                    "UPDATE imap_tokens SET expires_at = '2020-01-01 00:00:00' WHERE user_id IN
+                     (SELECT id FROM users WHERE email = 'alice@example.com')",
+                )
+                .await
+        }
+    }
+    assert_ended_with(sessions, "* BYE [EXPIRED] IMAP token has expired").await;
+}
+
+async fn a_cancelled_subscription_ends_its_sessions(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let sessions = two_sessions(&server, &alice).await;
+    match &server.supabase {
+        Some(fake) => fake.set_subscription(&alice.id, "canceled"),
+        None => {
+            server
+                .execute(
+                    "UPDATE users SET subscription_status = 'canceled'
+                     WHERE email = 'alice@example.com'",
+                )
+                .await
+        }
+    }
+    assert_ended_with(
+        sessions,
+        "* BYE [CONTACTADMIN] Your subscription is not active. Please renew your subscription to use IMAP.",
+    )
+    .await;
+}
+
+async fn a_session_in_good_standing_stays_and_others_are_not_touched(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let bob = server.user("bob@example.com").await;
+    let mut alices = server.login(&alice).await;
+    let (bob_plain, bob_idling) = two_sessions(&server, &bob).await;
+    match &server.supabase {
+        Some(fake) => fake.revoke_token(&bob.token),
+        None => {
+            server
+                .execute(
+                    "DELETE FROM imap_tokens WHERE user_id IN
+                     (SELECT id FROM users WHERE email = 'bob@example.com')",
+                )
+                .await
+        }
+    }
+    assert_ended_with(
+        (bob_plain, bob_idling),
+        "* BYE [AUTHENTICATIONFAILED] Invalid IMAP token",
+    )
+    .await;
+    // Several more intervals: alice is still welcome.
+    tokio::time::sleep(RECHECK * 3).await;
+    assert!(alices.run("NOOP").await.is_ok());
+}
+
+in_every_directory!(
+    a_revoked_token_ends_its_sessions,
+    an_expired_token_ends_its_sessions,
+    a_cancelled_subscription_ends_its_sessions,
+    a_session_in_good_standing_stays_and_others_are_not_touched,
+);
+
+/// The token lookups the re-check sent to the fake Supabase: their id lists.
+fn recheck_lookups(server: &TestServer) -> Vec<Vec<String>> {
+    server
+        .fake()
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/rest/v1/imap_tokens" && r.method == "GET")
+        .filter_map(|r| r.param("id"))
+        .filter_map(|ids| {
+            ids.strip_prefix("in.(")?
+                .strip_suffix(')')
+                .map(str::to_owned)
+        })
+        .map(|ids| ids.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recheck_asks_once_per_interval_not_once_per_session() {
+    let server = TestServer::start_with(Backend::Postgres, options(true)).await;
+    let mut clients = Vec::new();
+    for name in ["a", "b", "c"] {
+        let user = server.user(&format!("{name}@example.com")).await;
+        clients.push(server.login(&user).await);
+        clients.push(server.login(&user).await);
+    }
+    server.fake().clear_requests();
+    tokio::time::sleep(RECHECK * 3 + RECHECK / 2).await;
+    let lookups = recheck_lookups(&server);
+    assert!(
+        (2..=4).contains(&lookups.len()),
+        "one lookup per interval for six sessions: {lookups:?}"
+    );
+    for ids in &lookups {
+        assert_eq!(ids.len(), 3, "the three tokens in one request: {ids:?}");
+    }
+    for client in &mut clients {
+        assert!(client.run("NOOP").await.is_ok());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_directory_ends_no_session() {
+    let server = TestServer::start_with(Backend::Postgres, options(true)).await;
+    let alice = server.user("alice@example.com").await;
+    let (mut plain, mut idling) = two_sessions(&server, &alice).await;
+    server.fake().fail("", Fault::ServerError);
+    tokio::time::sleep(RECHECK * 3).await;
+    // Still there, idling and not.
+    idling.send(b"DONE\r\n").await;
+    assert!(idling.until_tagged("i1").await.is_ok());
+    assert!(plain.run("NOOP").await.is_ok());
+    // And once Supabase is back, a revocation still takes effect.
+    server.fake().heal();
+    server.fake().revoke_token(&alice.token);
+    assert_eq!(
+        plain.rest().await,
+        vec!["* BYE [AUTHENTICATIONFAILED] Invalid IMAP token"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_turns_the_recheck_off() {
+    let mut options = Options::default();
+    options.limits.session_recheck = Duration::ZERO;
+    let server = TestServer::start_with(Backend::Sqlite, options).await;
+    let alice = server.user("alice@example.com").await;
+    let mut session = server.login(&alice).await;
+    server
+        .execute(
+            "DELETE FROM imap_tokens WHERE user_id IN
+             (SELECT id FROM users WHERE email = 'alice@example.com')",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(session.run("NOOP").await.is_ok());
+}
