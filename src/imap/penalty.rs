@@ -29,10 +29,22 @@ struct Failures {
     last: Instant,
 }
 
+/// How often a full table may be swept for expired entries: an attacker
+/// with more addresses than the table holds must not make every failure an
+/// O(n) walk.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Table {
+    by_address: HashMap<IpAddr, Failures>,
+    swept: Option<Instant>,
+}
+
 pub struct LoginPenalties {
     max: Duration,
-    /// Held only for O(1) work (and an O(n) sweep when full), never across an await.
-    table: Mutex<HashMap<IpAddr, Failures>>,
+    /// Held only for O(1) work (and a sweep at most every `SWEEP_EVERY`),
+    /// never across an await.
+    table: Mutex<Table>,
 }
 
 /// The unit of accountability for a client address: an IPv4 address, or the
@@ -53,7 +65,7 @@ impl LoginPenalties {
     pub fn new(max: Duration) -> LoginPenalties {
         LoginPenalties {
             max,
-            table: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
         }
     }
 
@@ -63,7 +75,7 @@ impl LoginPenalties {
             return Duration::ZERO;
         }
         let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        match table.get(&client_key(ip)) {
+        match table.by_address.get(&client_key(ip)) {
             Some(failures) if failures.last.elapsed() < WINDOW => self.penalty(failures.count),
             _ => Duration::ZERO,
         }
@@ -85,14 +97,23 @@ impl LoginPenalties {
         }
         let key = client_key(ip);
         let now = Instant::now();
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if table.len() >= MAX_TRACKED && !table.contains_key(&key) {
-            table.retain(|_, failures| now.duration_since(failures.last) < WINDOW);
-            if table.len() >= MAX_TRACKED {
+        let mut guard = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let table = &mut *guard;
+        if table.by_address.len() >= MAX_TRACKED && !table.by_address.contains_key(&key) {
+            if table
+                .swept
+                .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
+            {
+                table.swept = Some(now);
+                table
+                    .by_address
+                    .retain(|_, failures| now.duration_since(failures.last) < WINDOW);
+            }
+            if table.by_address.len() >= MAX_TRACKED {
                 return;
             }
         }
-        let entry = table.entry(key).or_insert(Failures {
+        let entry = table.by_address.entry(key).or_insert(Failures {
             count: 0,
             last: now,
         });
@@ -106,7 +127,7 @@ impl LoginPenalties {
     /// A success from `ip` forgives its failures.
     pub fn succeeded(&self, ip: IpAddr) {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        table.remove(&client_key(ip));
+        table.by_address.remove(&client_key(ip));
     }
 }
 
