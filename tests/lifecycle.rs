@@ -161,7 +161,7 @@ async fn a_token_given_to_someone_else_ends_its_sessions(server: TestServer) {
     let bob = server.user("bob@example.com").await;
     let sessions = two_sessions(&server, &alice).await;
     match &server.supabase {
-        Some(fake) => fake.set_token_owner(&alice.token, &bob.id),
+        Some(fake) => fake.set_token_owner(&alice.token, Some(&bob.id)),
         None => {
             server
                 .execute(
@@ -337,6 +337,29 @@ async fn a_token_id_with_reserved_characters_is_asked_about_quoted() {
     assert_eq!(
         session.rest().await,
         vec!["* BYE [AUTHENTICATIONFAILED] Invalid IMAP token"]
+    );
+}
+
+/// A token row whose owner was cleared (`user_id` null): its session ends,
+/// and the row does not stop the re-check of everyone else on its page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_an_owner_ends_only_its_session() {
+    let server = TestServer::start_with(Backend::Postgres, options(true)).await;
+    let alice = server.user("alice@example.com").await;
+    let bob = server.user("bob@example.com").await;
+    let mut alices = server.login(&alice).await;
+    let mut bobs = server.login(&bob).await;
+    server.fake().set_token_owner(&alice.token, None);
+    server.fake().set_subscription(&bob.id, "canceled");
+    assert_eq!(
+        alices.rest().await,
+        vec!["* BYE [AUTHENTICATIONFAILED] Invalid IMAP token"]
+    );
+    assert_eq!(
+        bobs.rest().await,
+        vec![
+            "* BYE [CONTACTADMIN] Your subscription is not active. Please renew your subscription to use IMAP."
+        ]
     );
 }
 

@@ -57,7 +57,10 @@ pub struct TokenNow {
 #[derive(Debug, Deserialize)]
 struct TokenStandingRow {
     id: serde_json::Value,
-    user_id: String,
+    /// Optional here, unlike at login: one row whose owner was cleared must
+    /// not make the whole page unreadable, which would stop every re-check.
+    #[serde(default)]
+    user_id: Option<String>,
     #[serde(default, deserialize_with = "timestamp")]
     expires_at: Option<DateTime<Utc>>,
 }
@@ -179,10 +182,13 @@ impl SupabaseClient {
             let rows: Vec<TokenStandingRow> = self
                 .select_in("imap_tokens", "id,user_id,expires_at", &list)
                 .await?;
-            found.extend(rows.into_iter().map(|row| TokenNow {
-                id: id_text(row.id),
-                user_id: row.user_id,
-                expires_at: row.expires_at,
+            // A token that opens no account is as good as gone.
+            found.extend(rows.into_iter().filter_map(|row| {
+                Some(TokenNow {
+                    id: id_text(row.id),
+                    user_id: row.user_id?,
+                    expires_at: row.expires_at,
+                })
             }));
         }
         Ok(found)

@@ -251,8 +251,8 @@ impl FakeSupabase {
         });
     }
 
-    /// Gives a token to another user, as editing its row does.
-    pub fn set_token_owner(&self, token: &str, user_id: &str) {
+    /// Gives a token to another user (or to none), as editing its row does.
+    pub fn set_token_owner(&self, token: &str, user_id: Option<&str>) {
         self.with(|s| {
             for row in s.tables.get_mut("imap_tokens").into_iter().flatten() {
                 if row.get("token") == Some(&json!(token)) {
