@@ -156,20 +156,82 @@ async fn a_session_in_good_standing_stays_and_others_are_not_touched(server: Tes
     assert!(alices.run("NOOP").await.is_ok());
 }
 
+async fn a_token_given_to_someone_else_ends_its_sessions(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let bob = server.user("bob@example.com").await;
+    let sessions = two_sessions(&server, &alice).await;
+    match &server.supabase {
+        Some(fake) => fake.set_token_owner(&alice.token, Some(&bob.id)),
+        None => {
+            server
+                .execute(
+                    "UPDATE imap_tokens SET user_id =
+                       (SELECT id FROM users WHERE email = 'bob@example.com')
+                     WHERE user_id IN (SELECT id FROM users WHERE email = 'alice@example.com')",
+                )
+                .await
+        }
+    }
+    assert_ended_with(sessions, "* BYE [AUTHENTICATIONFAILED] Invalid IMAP token").await;
+}
+
 in_every_directory!(
     a_revoked_token_ends_its_sessions,
     an_expired_token_ends_its_sessions,
     a_cancelled_subscription_ends_its_sessions,
+    a_token_given_to_someone_else_ends_its_sessions,
     a_session_in_good_standing_stays_and_others_are_not_touched,
 );
 
-/// The token lookups the re-check sent to the fake Supabase: their id lists.
-fn recheck_lookups(server: &TestServer) -> Vec<Vec<String>> {
+/// The SQL directory's tables cannot be read (the table is renamed away, as
+/// a botched migration would leave it): nobody is closed, and once they are
+/// back the re-check goes on.
+async fn an_unreadable_database_ends_no_session(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let (mut plain, mut idling) = two_sessions(&server, &alice).await;
+    server
+        .execute("ALTER TABLE imap_tokens RENAME TO imap_tokens_away")
+        .await;
+    tokio::time::sleep(RECHECK * 3).await;
+    idling.send(b"DONE\r\n").await;
+    assert!(idling.until_tagged("i1").await.is_ok());
+    assert!(plain.run("NOOP").await.is_ok());
+    server
+        .execute("ALTER TABLE imap_tokens_away RENAME TO imap_tokens")
+        .await;
+    server.execute("DELETE FROM imap_tokens").await;
+    assert_eq!(
+        plain.rest().await,
+        vec!["* BYE [AUTHENTICATIONFAILED] Invalid IMAP token"]
+    );
+}
+
+mod unreadable_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_database_ends_no_session() {
+        let options = super::options(false);
+        let server = super::TestServer::start_with(super::Backend::Postgres, options).await;
+        super::an_unreadable_database_ends_no_session(server).await;
+    }
+}
+
+mod unreadable_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_database_ends_no_session() {
+        let options = super::options(false);
+        let server = super::TestServer::start_with(super::Backend::Sqlite, options).await;
+        super::an_unreadable_database_ends_no_session(server).await;
+    }
+}
+
+/// The lookups of `table` the re-check sent to the fake Supabase: their id lists.
+fn recheck_lookups(server: &TestServer, table: &str) -> Vec<Vec<String>> {
+    let path = format!("/rest/v1/{table}");
     server
         .fake()
         .requests()
         .iter()
-        .filter(|r| r.path == "/rest/v1/imap_tokens" && r.method == "GET")
+        .filter(|r| r.path == path && r.method == "GET")
         .filter_map(|r| r.param("id"))
         .filter_map(|ids| {
             ids.strip_prefix("in.(")?
@@ -191,7 +253,7 @@ async fn the_recheck_asks_once_per_interval_not_once_per_session() {
     }
     server.fake().clear_requests();
     tokio::time::sleep(RECHECK * 3 + RECHECK / 2).await;
-    let lookups = recheck_lookups(&server);
+    let lookups = recheck_lookups(&server, "imap_tokens");
     assert!(
         (2..=4).contains(&lookups.len()),
         "one lookup per interval for six sessions: {lookups:?}"
@@ -199,9 +261,106 @@ async fn the_recheck_asks_once_per_interval_not_once_per_session() {
     for ids in &lookups {
         assert_eq!(ids.len(), 3, "the three tokens in one request: {ids:?}");
     }
+    let subscriptions = recheck_lookups(&server, "users");
+    assert_eq!(
+        subscriptions.len(),
+        lookups.len(),
+        "one subscription lookup per token lookup: {subscriptions:?}"
+    );
+    for ids in &subscriptions {
+        assert_eq!(ids.len(), 3, "the three owners in one request: {ids:?}");
+    }
     for client in &mut clients {
         assert!(client.run("NOOP").await.is_ok());
     }
+}
+
+/// More sessions than one request line can name (the gateway refuses
+/// lines over 8 KB; a UUID takes 39 bytes encoded): the ids are spread
+/// over several requests, and the re-check still sees a revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tokens_are_asked_about_in_requests_the_gateway_accepts() {
+    let mut options = options(true);
+    options.limits.max_connections_per_ip = 0;
+    let server = TestServer::start_with(Backend::Postgres, options).await;
+    let alice = server.user("alice@example.com").await;
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..250 {
+        let token = server.token(&alice.id, None).await;
+        let (addr, email) = (server.addr, alice.email.clone());
+        logins.spawn(async move {
+            let mut client = Client::connect(addr).await;
+            let login = client.run(&format!("LOGIN {email} {token}")).await;
+            assert!(login.is_ok(), "{login:?}");
+            client
+        });
+    }
+    let mut sessions = logins.join_all().await;
+    let mut first = server.login(&alice).await;
+    server.fake().revoke_token(&alice.token);
+    assert_eq!(
+        first.rest().await,
+        vec!["* BYE [AUTHENTICATIONFAILED] Invalid IMAP token"]
+    );
+    let sizes: Vec<usize> = recheck_lookups(&server, "imap_tokens")
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert!(
+        !sizes.is_empty() && sizes.iter().all(|&n| n < 251),
+        "251 tokens spread over requests: {sizes:?}"
+    );
+    for session in sessions.iter_mut().take(3) {
+        assert!(session.run("NOOP").await.is_ok());
+    }
+}
+
+/// A deployment whose token ids are not UUIDs: an id holding PostgREST's
+/// reserved characters travels quoted, and its session is judged on its
+/// own row (not ended for want of asking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_id_with_reserved_characters_is_asked_about_quoted() {
+    let server = TestServer::start_with(Backend::Postgres, options(true)).await;
+    let alice = server.user("alice@example.com").await;
+    let token = "tok-legacy-7";
+    server
+        .fake()
+        .add_token("legacy:7,\"x\"", &alice.id, token, None);
+    let user = User {
+        token: token.to_owned(),
+        ..alice.clone()
+    };
+    let mut session = server.login(&user).await;
+    tokio::time::sleep(RECHECK * 3).await;
+    assert!(session.run("NOOP").await.is_ok());
+    server.fake().revoke_token(token);
+    assert_eq!(
+        session.rest().await,
+        vec!["* BYE [AUTHENTICATIONFAILED] Invalid IMAP token"]
+    );
+}
+
+/// A token row whose owner was cleared (`user_id` null): its session ends,
+/// and the row does not stop the re-check of everyone else on its page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_an_owner_ends_only_its_session() {
+    let server = TestServer::start_with(Backend::Postgres, options(true)).await;
+    let alice = server.user("alice@example.com").await;
+    let bob = server.user("bob@example.com").await;
+    let mut alices = server.login(&alice).await;
+    let mut bobs = server.login(&bob).await;
+    server.fake().set_token_owner(&alice.token, None);
+    server.fake().set_subscription(&bob.id, "canceled");
+    assert_eq!(
+        alices.rest().await,
+        vec!["* BYE [AUTHENTICATIONFAILED] Invalid IMAP token"]
+    );
+    assert_eq!(
+        bobs.rest().await,
+        vec![
+            "* BYE [CONTACTADMIN] Your subscription is not active. Please renew your subscription to use IMAP."
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

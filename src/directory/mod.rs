@@ -106,19 +106,18 @@ impl Account {
         let Some(standing) = now_standing else {
             return Err(AuthError::InvalidToken);
         };
-        if standing.user_id != self.user_id {
-            return Err(AuthError::InvalidToken);
-        }
+        // LOGIN's order: whose token it is before whether it expired.
+        let owner = match &standing.owner {
+            Some(owner) if standing.user_id == self.user_id => owner,
+            _ => return Err(AuthError::InvalidToken),
+        };
         if standing.expires_at.is_some_and(|expiry| expiry <= now) {
             return Err(AuthError::Expired);
         }
-        match &standing.owner {
-            None => Err(AuthError::InvalidToken),
-            Some(owner) if !subscription_allows_login(owner, now) => {
-                Err(AuthError::SubscriptionInactive)
-            }
-            Some(_) => Ok(()),
+        if !subscription_allows_login(owner, now) {
+            return Err(AuthError::SubscriptionInactive);
         }
+        Ok(())
     }
 }
 
@@ -197,6 +196,42 @@ mod tests {
             parse_address("Box.1+tag@Sub.Example.COM"),
             Ok(("box.1+tag@sub.example.com".into(), "sub.example.com".into()))
         );
+    }
+
+    fn standing(user_id: &str, expired: bool, status: Option<&str>) -> TokenStanding {
+        let now = Utc::now();
+        TokenStanding {
+            token_id: "t".into(),
+            user_id: user_id.into(),
+            expires_at: Some(now + chrono::Duration::hours(if expired { -1 } else { 1 })),
+            owner: status.map(|status| UserRecord {
+                id: user_id.into(),
+                email: "u@example.com".into(),
+                subscription_status: Some(status.into()),
+                subscription_end_date: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_live_session_is_judged_in_logins_order() {
+        let account = Account {
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            token_id: "t".into(),
+        };
+        let now = Utc::now();
+        let verdict = |s: Option<TokenStanding>| account.still_allowed(s.as_ref(), now);
+        assert_eq!(verdict(Some(standing("u", false, Some("active")))), Ok(()));
+        assert_eq!(verdict(None), Err(AuthError::InvalidToken));
+        let moved = standing("v", true, Some("canceled"));
+        assert_eq!(verdict(Some(moved)), Err(AuthError::InvalidToken));
+        let owner_gone = standing("u", true, None);
+        assert_eq!(verdict(Some(owner_gone)), Err(AuthError::InvalidToken));
+        let expired = standing("u", true, Some("canceled"));
+        assert_eq!(verdict(Some(expired)), Err(AuthError::Expired));
+        let lapsed = standing("u", false, Some("canceled"));
+        assert_eq!(verdict(Some(lapsed)), Err(AuthError::SubscriptionInactive));
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Server {
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let per_address = PerAddress::new(self.services.limits.max_connections_per_ip);
         let sessions = Arc::new(Sessions::default());
-        sessions.spawn_rechecks(
+        let rechecks = sessions.spawn_rechecks(
             self.services.directory.clone(),
             self.services.limits.session_recheck,
         );
@@ -268,6 +268,11 @@ impl Server {
             });
         }
         tracing::info!("shutting down");
+        // Every session is about to hear "shutting down"; none should hear
+        // a re-check's verdict instead.
+        if let Some(rechecks) = rechecks {
+            rechecks.abort();
+        }
         let _ = stop.send(true);
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;

@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
 use crate::directory::{Account, AuthError, Directory, RECHECK_PAGE};
+use crate::store::TokenStanding;
 
 struct Live {
     account: Account,
@@ -59,13 +61,18 @@ impl Sessions {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Re-checks every live session every `interval`, for ever.
-    pub fn spawn_rechecks(self: &Arc<Self>, directory: Arc<dyn Directory>, interval: Duration) {
+    /// Re-checks every live session every `interval`, until the returned
+    /// task is aborted (`None`: a zero interval turns re-checks off).
+    pub fn spawn_rechecks(
+        self: &Arc<Self>,
+        directory: Arc<dyn Directory>,
+        interval: Duration,
+    ) -> Option<AbortHandle> {
         if interval.is_zero() {
-            return;
+            return None;
         }
         let sessions = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
@@ -74,6 +81,7 @@ impl Sessions {
                 sessions.recheck(directory.as_ref()).await;
             }
         });
+        Some(task.abort_handle())
     }
 
     /// One round: the distinct tokens behind live sessions, page by page.
@@ -97,14 +105,20 @@ impl Sessions {
     }
 
     /// Ends the sessions on these tokens that no longer qualify.
-    fn end_unqualified(&self, page: &[String], standings: &[crate::store::TokenStanding]) {
+    fn end_unqualified(&self, page: &[String], standings: &[TokenStanding]) {
         let now = Utc::now();
+        // Looked up once per session, under the lock every login and logout
+        // also takes: a map, not a scan of the page.
+        let standings: HashMap<&str, &TokenStanding> = standings
+            .iter()
+            .map(|standing| (standing.token_id.as_str(), standing))
+            .collect();
         let mut live = self.lock();
         let ending: Vec<(u64, AuthError)> = live
             .iter()
             .filter(|(_, l)| page.binary_search(&l.account.token_id).is_ok())
             .filter_map(|(&id, l)| {
-                let standing = standings.iter().find(|s| s.token_id == l.account.token_id);
+                let standing = standings.get(l.account.token_id.as_str()).copied();
                 l.account
                     .still_allowed(standing, now)
                     .err()
@@ -123,12 +137,14 @@ impl Sessions {
 impl Registered {
     /// Completes when the re-check ends this session; never otherwise.
     pub async fn ended(&mut self) -> AuthError {
-        if let Some(ended) = self.ended.as_mut()
-            && let Ok(reason) = ended.await
-        {
-            return reason;
+        if let Some(ended) = self.ended.as_mut() {
+            let verdict = ended.await;
+            // A oneshot receiver panics when polled again once complete.
+            self.ended = None;
+            if let Ok(reason) = verdict {
+                return reason;
+            }
         }
-        self.ended = None;
         std::future::pending().await
     }
 }

@@ -57,7 +57,10 @@ pub struct TokenNow {
 #[derive(Debug, Deserialize)]
 struct TokenStandingRow {
     id: serde_json::Value,
-    user_id: String,
+    /// Optional here, unlike at login: one row whose owner was cleared must
+    /// not make the whole page unreadable, which would stop every re-check.
+    #[serde(default)]
+    user_id: Option<String>,
     #[serde(default, deserialize_with = "timestamp")]
     expires_at: Option<DateTime<Utc>>,
 }
@@ -171,61 +174,59 @@ impl SupabaseClient {
         Ok(rows.into_iter().next())
     }
 
-    /// The token rows with these ids (those that exist), in one request.
+    /// The token rows with these ids (those that exist): one request per
+    /// `in.(…)` list that fits a request line.
     pub async fn tokens_by_id(&self, ids: &[String]) -> Result<Vec<TokenNow>, SupabaseError> {
-        let rows: Vec<TokenStandingRow> = self
-            .select_in("imap_tokens", "id,user_id,expires_at", ids)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| TokenNow {
-                id: id_text(row.id),
-                user_id: row.user_id,
-                expires_at: row.expires_at,
-            })
-            .collect())
+        let mut found = Vec::new();
+        for list in in_lists(ids) {
+            let rows: Vec<TokenStandingRow> = self
+                .select_in("imap_tokens", "id,user_id,expires_at", &list)
+                .await?;
+            // A token that opens no account is as good as gone.
+            found.extend(rows.into_iter().filter_map(|row| {
+                Some(TokenNow {
+                    id: id_text(row.id),
+                    user_id: row.user_id?,
+                    expires_at: row.expires_at,
+                })
+            }));
+        }
+        Ok(found)
     }
 
-    /// The `public.users` rows of these users (those that exist), in one request.
+    /// The `public.users` rows of these users (those that exist): one
+    /// request per `in.(…)` list that fits a request line.
     pub async fn subscriptions(
         &self,
         user_ids: &[String],
     ) -> Result<Vec<(String, SubscriptionRow)>, SupabaseError> {
-        let rows: Vec<UserSubscriptionRow> = self
-            .select_in(
-                "users",
-                "id,subscription_status,subscription_end_date",
-                user_ids,
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (id_text(row.id), row.subscription))
-            .collect())
+        let mut found = Vec::new();
+        for list in in_lists(user_ids) {
+            let rows: Vec<UserSubscriptionRow> = self
+                .select_in(
+                    "users",
+                    "id,subscription_status,subscription_end_date",
+                    &list,
+                )
+                .await?;
+            found.extend(
+                rows.into_iter()
+                    .map(|row| (id_text(row.id), row.subscription)),
+            );
+        }
+        Ok(found)
     }
 
-    /// `GET /rest/v1/{table}?select=…&id=in.(…)`. Only ids made of letters,
-    /// digits and `-` (UUIDs, integers) go into the list, so none can close
-    /// it or add a filter; the list is as long as the caller's page.
+    /// `GET /rest/v1/{table}?select=…&id=in.(list)`, `list` from `in_lists`.
     async fn select_in<T: DeserializeOwned>(
         &self,
         table: &str,
         columns: &str,
-        ids: &[String],
+        list: &str,
     ) -> Result<Vec<T>, SupabaseError> {
-        let safe: Vec<&str> = ids
-            .iter()
-            .map(String::as_str)
-            .filter(|id| {
-                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-            .collect();
-        if safe.is_empty() {
-            return Ok(Vec::new());
-        }
         let query = [
             ("select".to_owned(), columns.to_owned()),
-            ("id".to_owned(), format!("in.({})", safe.join(","))),
+            ("id".to_owned(), format!("in.({list})")),
         ];
         let path = format!("/rest/v1/{table}");
         let rows: Option<Vec<T>> = self.fetch(Method::GET, &path, &query, None).await?;
@@ -402,6 +403,79 @@ impl SupabaseClient {
     }
 }
 
+/// How many URL-encoded bytes of ids one `in.(…)` filter carries. The
+/// gateway in front of PostgREST refuses long request lines (nginx reads
+/// 8 KB by default; hosted Supabase answers "URI too long" from about 400
+/// UUIDs), and a refused request would stop every re-check. 6 KB is about
+/// 150 UUIDs.
+const IN_LIST_BUDGET: usize = 6 * 1024;
+
+/// The items of `in.(…)` filters naming every id, comma-separated, each list
+/// within `IN_LIST_BUDGET` (an id longer than that goes alone). Every id
+/// can be asked about, and none can end the list or add a filter: an id
+/// other than letters, digits, `-` and `_` is double-quoted with `"` and `\`
+/// escaped, PostgREST's rule for values holding its reserved characters.
+fn in_lists(ids: &[String]) -> Vec<String> {
+    let mut lists = Vec::new();
+    let mut current = String::new();
+    let mut current_len = 0;
+    for id in ids {
+        let item = in_list_item(id);
+        let item_len = encoded_len(&item);
+        if !current.is_empty() && current_len + ENCODED_COMMA + item_len > IN_LIST_BUDGET {
+            lists.push(std::mem::take(&mut current));
+            current_len = 0;
+        }
+        if !current.is_empty() {
+            current.push(',');
+            current_len += ENCODED_COMMA;
+        }
+        current.push_str(&item);
+        current_len += item_len;
+    }
+    if !current.is_empty() {
+        lists.push(current);
+    }
+    lists
+}
+
+/// `,` once URL-encoded (`%2C`).
+const ENCODED_COMMA: usize = 3;
+
+fn in_list_item(id: &str) -> String {
+    let plain = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain {
+        return id.to_owned();
+    }
+    let mut quoted = String::with_capacity(id.len() + 2);
+    quoted.push('"');
+    for c in id.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The length of `text` once reqwest has URL-encoded it as a query value
+/// (letters, digits and `*-._` stay; everything else is `%XX` per byte).
+fn encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"*-._ ".contains(&b) {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
+}
+
 /// reqwest's top-level message is generic ("error sending request"); the
 /// cause (connection refused, DNS failure) is what an operator needs.
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -489,6 +563,21 @@ mod tests {
         }
         assert!(parse_timestamp("2026-03-01").is_some());
         assert!(parse_timestamp("soon").is_none());
+    }
+
+    #[test]
+    fn in_lists_quote_reserved_characters_and_fit_the_budget() {
+        let odd = vec!["a-1_b".to_owned(), "x,y".to_owned(), r#"q"\"#.to_owned()];
+        assert_eq!(in_lists(&odd), vec![r#"a-1_b,"x,y","q\"\\""#.to_owned()]);
+        let uuids: Vec<String> = (0..1000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        let lists = in_lists(&uuids);
+        assert!(lists.len() > 1);
+        assert!(lists.iter().all(|list| encoded_len(list) <= IN_LIST_BUDGET));
+        let rejoined: Vec<String> = lists.join(",").split(',').map(str::to_owned).collect();
+        assert_eq!(rejoined, uuids);
+        assert!(in_lists(&[]).is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod accounts;
 mod client;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 pub use accounts::AccountCache;
+use client::SubscriptionRow;
 pub use client::{SupabaseClient, SupabaseError};
 
 use super::policy::{AddressPolicy, Origin};
@@ -143,7 +145,9 @@ impl Directory for SupabaseDirectory {
     }
 
     /// Two requests per page whatever the number of sessions: the tokens,
-    /// then their owners' subscriptions, each with one `in.(…)` filter. Not
+    /// then their owners' subscriptions, each with one `in.(…)` filter (or a
+    /// few, when the ids would make a request line longer than the gateway
+    /// takes: `client::in_lists`). Not
     /// through the account cache: the point is to see what changed. Emails
     /// are not asked for (GoTrue has no batch lookup): they were checked at
     /// login, and the token's owner id is what must still match.
@@ -153,16 +157,21 @@ impl Directory for SupabaseDirectory {
         let mut owners: Vec<String> = tokens.iter().map(|t| t.user_id.clone()).collect();
         owners.sort();
         owners.dedup();
-        let subscriptions = self.client.subscriptions(&owners).await.map_err(failed)?;
+        let subscriptions: HashMap<String, SubscriptionRow> = self
+            .client
+            .subscriptions(&owners)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .collect();
         Ok(tokens
             .into_iter()
             .map(|token| {
                 // As at login, an account without a `public.users` row has
                 // no subscription.
                 let subscription = subscriptions
-                    .iter()
-                    .find(|(id, _)| *id == token.user_id)
-                    .map(|(_, row)| row.clone())
+                    .get(&token.user_id)
+                    .cloned()
                     .unwrap_or_default();
                 let owner = Some(UserRecord {
                     id: token.user_id.clone(),

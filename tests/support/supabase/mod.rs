@@ -8,7 +8,9 @@
 //!   for unknown tables, `PATCH` with a JSON body answered 204.
 //! - GoTrue (`/auth/v1/admin/users/{id}`): the user object, or 404
 //!   `user_not_found`.
-//! - The gateway: 401 without the right `apikey` or `Authorization: Bearer`.
+//! - The gateway: 401 without the right `apikey` or `Authorization: Bearer`,
+//!   414 for a request line longer than 8 KB (nginx's default buffer; hosted
+//!   Supabase answers "URI too long" from about 400 UUIDs in an `in.(…)`).
 //!
 //! It records every request (method, path, raw and decoded query, the two
 //! key headers, the body) so that tests assert exactly what was sent, and it
@@ -120,6 +122,10 @@ pub struct FakeSupabase {
     state: Arc<Mutex<State>>,
     changed: Arc<Notify>,
 }
+
+/// The longest request line the gateway reads (nginx's
+/// `large_client_header_buffers` default).
+const MAX_REQUEST_LINE: usize = 8 * 1024;
 
 /// What a test waits for at most before calling the server stuck.
 const WAIT: Duration = Duration::from_secs(20);
@@ -240,6 +246,17 @@ impl FakeSupabase {
             for row in s.tables.get_mut("imap_tokens").into_iter().flatten() {
                 if row.get("token") == Some(&json!(token)) {
                     row.insert("expires_at".into(), json!(timestamp(expires_at)));
+                }
+            }
+        });
+    }
+
+    /// Gives a token to another user (or to none), as editing its row does.
+    pub fn set_token_owner(&self, token: &str, user_id: Option<&str>) {
+        self.with(|s| {
+            for row in s.tables.get_mut("imap_tokens").into_iter().flatten() {
+                if row.get("token") == Some(&json!(token)) {
+                    row.insert("user_id".into(), json!(user_id));
                 }
             }
         });
@@ -379,6 +396,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>, changed: 
             400 => "Bad Request",
             401 => "Unauthorized",
             404 => "Not Found",
+            414 => "URI Too Long",
             _ => "Internal Server Error",
         };
         let head = format!(
@@ -433,6 +451,11 @@ async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) ->
 }
 
 fn handle(state: &mut State, request: &Request) -> Answer {
+    // `GET /path?query HTTP/1.1`
+    let request_line = request.method.len() + request.path.len() + request.raw_query.len() + 11;
+    if request_line > MAX_REQUEST_LINE {
+        return (414, "URI too long\n".into());
+    }
     match request.apikey.as_deref() {
         None => {
             return (

@@ -1,6 +1,6 @@
 //! PostgREST's query language as far as the fake needs it: `select=`,
-//! `col=op.value` filters, `or=(…)` with PostgREST's quoting, `order`,
-//! `limit`, `offset`, and its error answers.
+//! `col=op.value` filters, `in.(…)` lists and `or=(…)` with PostgREST's
+//! quoting, `order`, `limit`, `offset`, and its error answers.
 
 use serde_json::{Map, Value, json};
 
@@ -17,6 +17,8 @@ struct Filter {
     column: String,
     operator: String,
     value: String,
+    /// The items of an `in.(…)` list, unquoted.
+    items: Vec<String>,
 }
 
 impl Filter {
@@ -30,13 +32,7 @@ impl Filter {
         match self.operator.as_str() {
             "eq" => text.as_deref() == Some(self.value.as_str()),
             "neq" => text.is_some_and(|t| t != self.value),
-            // `in.(a,b,c)`: unquoted items only (ids), as the server sends them.
-            "in" => text.is_some_and(|t| {
-                self.value
-                    .strip_prefix('(')
-                    .and_then(|v| v.strip_suffix(')'))
-                    .is_some_and(|items| items.split(',').any(|item| item == t))
-            }),
+            "in" => text.is_some_and(|t| self.items.contains(&t)),
             // `is` takes null/true/false only (checked when parsing).
             _ => match self.value.as_str() {
                 "null" => cell.is_null(),
@@ -173,25 +169,18 @@ fn parse_condition(column: String, text: &str, in_list: bool) -> Option<Filter> 
         return None;
     }
     if operator == "in" {
-        let ok = !in_list && raw.starts_with('(') && raw.ends_with(')') && !raw.contains('"');
-        return ok.then(|| Filter {
+        if in_list {
+            return None;
+        }
+        return Some(Filter {
             column,
             operator: operator.to_owned(),
             value: raw.to_owned(),
+            items: in_items(raw)?,
         });
     }
     let value = if in_list && raw.starts_with('"') {
-        let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-        let mut value = String::new();
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => value.push(chars.next()?),
-                '"' => return None,
-                c => value.push(c),
-            }
-        }
-        value
+        unquote(raw)?
     } else {
         if in_list && raw.contains(['(', ')', '"']) {
             return None;
@@ -205,7 +194,42 @@ fn parse_condition(column: String, text: &str, in_list: bool) -> Option<Filter> 
         column,
         operator: operator.to_owned(),
         value,
+        items: Vec::new(),
     })
+}
+
+/// `"…"` with `\` escapes, PostgREST's quoting of values holding reserved
+/// characters.
+fn unquote(raw: &str) -> Option<String> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    let mut value = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.push(chars.next()?),
+            '"' => return None,
+            c => value.push(c),
+        }
+    }
+    Some(value)
+}
+
+/// The values of `(a,"b,c",d)`. An unquoted value holding one of
+/// PostgREST's reserved characters (`,` `.` `:` `(` `)` `"`) is refused, as
+/// PostgREST would misread it.
+fn in_items(raw: &str) -> Option<Vec<String>> {
+    split_or(raw)?
+        .into_iter()
+        .map(|item| {
+            if item.starts_with('"') {
+                unquote(&item)
+            } else if item.contains(['.', ':', '(', ')', '"']) {
+                None
+            } else {
+                Some(item)
+            }
+        })
+        .collect()
 }
 
 /// The items of `(a.eq.1,b.eq."x,y")`, split on commas outside quotes.
