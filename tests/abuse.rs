@@ -91,10 +91,8 @@ async fn failed_logins_slow_their_address_and_only_theirs_on_sqlite() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_penalised_attempt_costs_supabase_nothing_until_its_delay_has_passed() {
-    let options = with_penalty(Options::supabase());
-    let server = TestServer::start_with(Backend::Postgres, options).await;
+/// With the default cap (15 s) the 4th attempt waits 1 s.
+async fn a_penalised_attempt_costs_supabase_nothing_until_its_delay_has_passed(server: TestServer) {
     server.user("alice@example.com").await;
     let mut client = server.connect().await;
     for _ in 1..=3 {
@@ -117,6 +115,8 @@ async fn a_penalised_attempt_costs_supabase_nothing_until_its_delay_has_passed()
     assert_eq!(client.until_tagged("p1").await.status(), "NO");
     assert_eq!(token_lookups(&server), 1);
 }
+
+in_supabase_mode!(a_penalised_attempt_costs_supabase_nothing_until_its_delay_has_passed);
 
 fn with_cap(cap: u32) -> Options {
     let mut options = Options::default();
