@@ -8,42 +8,88 @@
 //! no directory lookup (no Supabase request) until its delay has passed. A
 //! success from the address forgives it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Failures forgiven without delay.
 const FREE_FAILURES: u32 = 3;
-/// How long a failure counts.
+/// How long a failure counts: an address is forgotten this long after its
+/// last failure.
 const WINDOW: Duration = Duration::from_secs(10 * 60);
-/// Addresses remembered at most: the table's memory is bounded whatever the
-/// number of addresses an attacker controls. Past it, expired entries are
-/// dropped; if none are, a new address goes unrecorded rather than evict one
-/// that is being slowed.
+/// Failures remembered at most, and so addresses: the table's memory is
+/// bounded whatever the number of addresses an attacker controls. Past it,
+/// the address whose last failure is the oldest is forgotten.
 const MAX_TRACKED: usize = 100_000;
+/// Records looked at, besides the one a failure adds, to forget what has
+/// expired: a constant, so that no failure ever walks the table.
+const FORGET_PER_FAILURE: usize = 2;
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
     last: Instant,
+    /// Which record in `Table::order` is this address's latest.
+    record: u64,
 }
 
-/// How often a full table may be swept for expired entries: an attacker
-/// with more addresses than the table holds must not make every failure an
-/// O(n) walk.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
-
+/// The failures of each address, and the order to forget them in.
 #[derive(Default)]
 struct Table {
     by_address: HashMap<IpAddr, Failures>,
-    swept: Option<Instant>,
+    /// One record per failure, oldest first. A record that is no longer its
+    /// address's latest (a later failure or a success came after it) is
+    /// stale and skipped: every address in `by_address` has exactly one
+    /// record that is not, so the map never outgrows this queue.
+    order: VecDeque<Record>,
+    next_record: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    key: IpAddr,
+    id: u64,
+    at: Instant,
+}
+
+impl Table {
+    /// Drops the oldest record, and its address if the record was the
+    /// address's latest.
+    fn forget_oldest(&mut self) {
+        if let Some(oldest) = self.order.pop_front()
+            && self.is_latest(&oldest)
+        {
+            self.by_address.remove(&oldest.key);
+        }
+    }
+
+    fn is_latest(&self, record: &Record) -> bool {
+        self.by_address
+            .get(&record.key)
+            .is_some_and(|failures| failures.record == record.id)
+    }
+
+    /// Forgets, from the front, records that are stale or expired; at most
+    /// `FORGET_PER_FAILURE` of them.
+    fn forget_expired(&mut self, now: Instant) {
+        for _ in 0..FORGET_PER_FAILURE {
+            match self.order.front() {
+                Some(oldest)
+                    if !self.is_latest(oldest) || now.duration_since(oldest.at) >= WINDOW =>
+                {
+                    self.forget_oldest();
+                }
+                _ => return,
+            }
+        }
+    }
 }
 
 pub struct LoginPenalties {
     max: Duration,
-    /// Held only for O(1) work (and a sweep at most every `SWEEP_EVERY`),
-    /// never across an await.
+    capacity: usize,
+    /// Held only for O(1) work, never across an await.
     table: Mutex<Table>,
 }
 
@@ -63,20 +109,31 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 impl LoginPenalties {
     /// `max` zero turns penalties off.
     pub fn new(max: Duration) -> LoginPenalties {
+        LoginPenalties::with_capacity(max, MAX_TRACKED)
+    }
+
+    fn with_capacity(max: Duration, capacity: usize) -> LoginPenalties {
         LoginPenalties {
             max,
+            capacity: capacity.max(1),
             table: Mutex::new(Table::default()),
         }
     }
 
     /// How long the next attempt from `ip` must wait before it is checked.
     pub fn delay(&self, ip: IpAddr) -> Duration {
+        self.delay_at(ip, Instant::now())
+    }
+
+    fn delay_at(&self, ip: IpAddr, now: Instant) -> Duration {
         if self.max.is_zero() {
             return Duration::ZERO;
         }
         let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         match table.by_address.get(&client_key(ip)) {
-            Some(failures) if failures.last.elapsed() < WINDOW => self.penalty(failures.count),
+            Some(failures) if now.duration_since(failures.last) < WINDOW => {
+                self.penalty(failures.count)
+            }
             _ => Duration::ZERO,
         }
     }
@@ -92,41 +149,42 @@ impl LoginPenalties {
 
     /// Records a failed attempt from `ip`.
     pub fn failed(&self, ip: IpAddr) {
+        self.failed_at(ip, Instant::now());
+    }
+
+    fn failed_at(&self, ip: IpAddr, now: Instant) {
         if self.max.is_zero() {
             return;
         }
         let key = client_key(ip);
-        let now = Instant::now();
         let mut guard = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let table = &mut *guard;
-        if table.by_address.len() >= MAX_TRACKED && !table.by_address.contains_key(&key) {
-            if table
-                .swept
-                .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
-            {
-                table.swept = Some(now);
-                table
-                    .by_address
-                    .retain(|_, failures| now.duration_since(failures.last) < WINDOW);
-            }
-            if table.by_address.len() >= MAX_TRACKED {
-                return;
-            }
+        table.forget_expired(now);
+        // The queue grows by one record per failure and is cut back to
+        // `capacity` here, so this runs at most once.
+        while table.order.len() >= self.capacity {
+            table.forget_oldest();
         }
-        let entry = table.by_address.entry(key).or_insert(Failures {
+        let id = table.next_record;
+        table.next_record += 1;
+        let failures = table.by_address.entry(key).or_insert(Failures {
             count: 0,
             last: now,
+            record: id,
         });
-        if now.duration_since(entry.last) >= WINDOW {
-            entry.count = 0;
+        if now.duration_since(failures.last) >= WINDOW {
+            failures.count = 0;
         }
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
+        failures.count = failures.count.saturating_add(1);
+        failures.last = now;
+        failures.record = id;
+        table.order.push_back(Record { key, id, at: now });
     }
 
     /// A success from `ip` forgives its failures.
     pub fn succeeded(&self, ip: IpAddr) {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        // Its records become stale and leave the queue in their turn.
         table.by_address.remove(&client_key(ip));
     }
 }
@@ -135,10 +193,14 @@ impl LoginPenalties {
 mod tests {
     use super::*;
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn delays_double_after_three_failures_up_to_the_cap() {
         let penalties = LoginPenalties::new(Duration::from_secs(15));
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let ip = ip("192.0.2.7");
         let mut delays = Vec::new();
         for _ in 0..8 {
             delays.push(penalties.delay(ip).as_secs());
@@ -172,5 +234,60 @@ mod tests {
             off.failed("192.0.2.9".parse().unwrap());
         }
         assert_eq!(off.delay("192.0.2.9".parse().unwrap()), Duration::ZERO);
+    }
+
+    #[test]
+    fn failures_are_forgotten_a_window_after_the_last_one() {
+        let penalties = LoginPenalties::new(Duration::from_secs(15));
+        let start = Instant::now();
+        let guesser = ip("192.0.2.1");
+        for _ in 0..4 {
+            penalties.failed_at(guesser, start);
+        }
+        let almost = start + WINDOW - Duration::from_secs(1);
+        assert_eq!(penalties.delay_at(guesser, almost), Duration::from_secs(2));
+        let later = start + WINDOW;
+        assert_eq!(penalties.delay_at(guesser, later), Duration::ZERO);
+        // Counting starts again rather than carrying on from four.
+        penalties.failed_at(guesser, later);
+        assert_eq!(penalties.delay_at(guesser, later), Duration::ZERO);
+        // Other failures sweep the expired records out, a few at a time.
+        for n in 0..10 {
+            penalties.failed_at(ip(&format!("198.51.100.{n}")), later);
+        }
+        let table = penalties.table.lock().unwrap();
+        assert!(
+            table.order.iter().all(|r| r.at == later),
+            "expired records were kept"
+        );
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_address_that_failed_longest_ago() {
+        let penalties = LoginPenalties::with_capacity(Duration::from_secs(15), 8);
+        let start = Instant::now();
+        let oldest = ip("192.0.2.1");
+        let recent = ip("192.0.2.2");
+        for _ in 0..4 {
+            penalties.failed_at(oldest, start);
+        }
+        for _ in 0..4 {
+            penalties.failed_at(recent, start + Duration::from_secs(1));
+        }
+        // A newcomer fills the table: the oldest address goes first, the
+        // recent one stays penalised.
+        let now = start + Duration::from_secs(2);
+        for _ in 0..4 {
+            penalties.failed_at(ip("192.0.2.3"), now);
+        }
+        assert_eq!(penalties.delay_at(oldest, now), Duration::ZERO);
+        assert_eq!(penalties.delay_at(recent, now), Duration::from_secs(2));
+        // However many addresses fail, the table holds at most its capacity.
+        for n in 0..1000 {
+            penalties.failed_at(ip(&format!("203.0.113.{}", n % 250)), now);
+        }
+        let table = penalties.table.lock().unwrap();
+        assert!(table.order.len() <= 8, "{} records", table.order.len());
+        assert!(table.by_address.len() <= table.order.len());
     }
 }

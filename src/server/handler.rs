@@ -62,25 +62,35 @@ pub struct Security {
     pub transport: Transport,
 }
 
+/// What the listener knows of a connection it accepted.
+pub struct Accepted {
+    pub peer: SocketAddr,
+    pub security: Security,
+    /// When the client must have logged in by (IMAP_LOGIN_TIMEOUT counted
+    /// from the accept, TLS handshakes included), however chatty it is: a
+    /// client sending NOOP every few seconds must not hold an
+    /// unauthenticated slot forever.
+    pub login_deadline: Instant,
+}
+
 pub async fn serve(
     stream: Stream,
-    peer: SocketAddr,
+    accepted: Accepted,
     services: Arc<Services>,
-    security: Security,
     sessions: Arc<Sessions>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Accepted {
+        peer,
+        security,
+        login_deadline,
+    } = accepted;
     tracing::info!(%peer, tls = stream.is_encrypted(), "connection opened");
-    let handshake_timeout = services.limits.login_timeout;
     let mut connection = Connection::new(stream, &services.limits);
     let mut session = Session::new(services, peer, security.transport);
     let mut out = Out::new();
     session.greeting(&mut out);
     let mut next = Next::Command;
-    // IMAP_LOGIN_TIMEOUT counts from the connection, not from the last
-    // command: a client sending NOOP every few seconds must not hold an
-    // unauthenticated slot forever.
-    let login_deadline = Instant::now() + handshake_timeout;
     // When the client must have said something by. Reports sent during IDLE
     // do not move it: a client that vanished without closing the connection
     // must not hold its session forever.
@@ -107,7 +117,9 @@ pub async fn serve(
                 tracing::info!(%peer, dropped, "discarded input pipelined after STARTTLS");
             }
             let handshake = connection.stream_mut().start_tls(acceptor);
-            match tokio::time::timeout(handshake_timeout, handshake).await {
+            // STARTTLS is only valid before login: the handshake, too, must
+            // be over by the login deadline.
+            match tokio::time::timeout_at(login_deadline, handshake).await {
                 Ok(Ok(())) => {
                     session.tls_started();
                     next = Next::Command;
@@ -120,6 +132,14 @@ pub async fn serve(
                 }
                 Err(_) => break "TLS handshake timed out",
             }
+        }
+        // A timeout on the read fires only when the read has to wait: a
+        // client that always has its next command queued (or pipelined one
+        // behind a penalised LOGIN) would be read past the deadline.
+        if session.account().is_none() && Instant::now() >= login_deadline {
+            out.bye(timeout_text(&session));
+            next = Next::Close;
+            continue;
         }
         let read = tokio::select! {
             _ = shutdown.changed() => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::handler::{self, Security};
@@ -259,10 +260,17 @@ impl Server {
                 .as_ref()
                 .filter(|_| implicit_tls)
                 .map(|tls| tls.acceptor.clone());
+            // IMAP_LOGIN_TIMEOUT counts from here: an IMAPS handshake spends
+            // the same time the session has to log in.
+            let login_deadline = Instant::now() + services.limits.login_timeout;
             tokio::spawn(async move {
-                let timeout = services.limits.login_timeout;
-                if let Some(stream) = open_stream(stream, peer, acceptor, timeout).await {
-                    handler::serve(stream, peer, services, security, sessions, stopped).await;
+                if let Some(stream) = open_stream(stream, peer, acceptor, login_deadline).await {
+                    let connection = handler::Accepted {
+                        peer,
+                        security,
+                        login_deadline,
+                    };
+                    handler::serve(stream, connection, services, sessions, stopped).await;
                 }
                 drop((held, slot));
             });
@@ -307,17 +315,17 @@ async fn accept_on(listener: Option<&TcpListener>) -> io::Result<(TcpStream, Soc
 }
 
 /// The connection's stream: plain, or TLS after a handshake that must finish
-/// within the login timeout (a silent client must not hold a slot forever).
+/// by the login deadline (a silent client must not hold a slot forever).
 async fn open_stream(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
-    timeout: Duration,
+    login_deadline: Instant,
 ) -> Option<Stream> {
     let Some(acceptor) = acceptor else {
         return Some(Stream::Plain(tcp));
     };
-    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+    match tokio::time::timeout_at(login_deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
         Ok(Err(error)) => {
             tracing::info!(%peer, %error, "TLS handshake failed");
