@@ -177,6 +177,15 @@ fn admin_errors_are_plain_sentences() {
     );
 }
 
+/// The token `admin tokens create` printed.
+fn printed_token(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("the token is printed")
+        .to_owned()
+}
+
 /// The README's quickstart, step by step, then a login over TCP.
 async fn quickstart(env: &[(&str, &str)], idle_poll: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -211,11 +220,7 @@ async fn quickstart(env: &[(&str, &str)], idle_poll: &str) {
         "--days",
         "30",
     ]);
-    let token = created
-        .lines()
-        .find_map(|l| l.strip_prefix("token: "))
-        .expect("the token is printed")
-        .to_owned();
+    let token = printed_token(&created);
     assert!(token.len() >= 32, "at least 128 bits: {token}");
     admin(&[
         "admin",
@@ -518,11 +523,7 @@ async fn hostile_logins(format: &str) -> String {
         "--days",
         "1",
     ]);
-    let token = created
-        .lines()
-        .find_map(|l| l.strip_prefix("token: "))
-        .expect("the token is printed")
-        .to_owned();
+    let token = printed_token(&created);
     let log = dir.path().join("stderr.log");
     let (mut server, addr) = serve_logging_to(dir.path(), &[("LOG_FORMAT", format)], &log).await;
     let mut client = Client::connect(addr).await;
