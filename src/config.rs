@@ -66,7 +66,7 @@ pub struct TlsFiles {
     pub reload_interval: Duration,
 }
 
-/// Where and how to reach Supabase (DESIGN §6).
+/// Where and how to reach Supabase (README: Supabase mode).
 #[derive(Debug, Clone)]
 pub struct Supabase {
     /// The project URL, without a trailing slash.
@@ -426,15 +426,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The file behind a `sqlite:` URL, so its directory can be created.
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,18 +555,5 @@ mod tests {
             "postgres://imap@db/mail"
         );
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
-    }
-
-    #[test]
-    fn sqlite_paths_are_found_in_both_url_forms() {
-        assert_eq!(
-            sqlite_path("sqlite://data/a.db"),
-            Some(PathBuf::from("data/a.db"))
-        );
-        assert_eq!(
-            sqlite_path("sqlite:a.db?mode=rwc"),
-            Some(PathBuf::from("a.db"))
-        );
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -11,4 +11,5 @@ pub mod logsafe;
 pub mod mime;
 pub mod notify;
 pub mod server;
+pub mod services;
 pub mod store;

@@ -141,7 +141,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = Server::start(&config).await?;
+    let services = imap_server::services::open(&config).await?;
+    let server = Server::start(&config, services).await?;
     tracing::info!(
         address = %server.local_addr()?,
         imaps = ?server.tls_addr(),

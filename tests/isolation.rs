@@ -312,7 +312,7 @@ async fn a_write_for_a_released_address_never_lands_with_its_new_owner(server: T
         .unwrap();
     server.address(&alice, "victim@global.test").await;
     let message =
-        imap_server::mime::new_message(BOB_OLD.as_bytes().to_vec(), Vec::new(), chrono::Utc::now());
+        imap_server::imap::new_message(BOB_OLD.as_bytes().to_vec(), Vec::new(), chrono::Utc::now());
     let appended = server.database.mail.append(&bobs, &message).await;
     assert!(
         matches!(appended, Err(StoreError::NotFound)),

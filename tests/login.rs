@@ -1,5 +1,5 @@
-//! Logging in with an IMAP token (RFC 3501 6.2, DESIGN §5), on both backends,
-//! and every scenario again in Supabase mode (DESIGN §6): same answers.
+//! Logging in with an IMAP token (RFC 3501 6.2; ARCHITECTURE: accounts), on both backends,
+//! and every scenario again in Supabase mode (README: Supabase mode): same answers.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Mailboxes as a customer sees them (DESIGN §4, §5): addresses created on
+//! Mailboxes as a customer sees them (ARCHITECTURE: mailboxes; accounts): addresses created on
 //! the right domains only, personal folders, LIST, STATUS and isolation.
 
 mod support;

@@ -1,6 +1,6 @@
 //! Message access (RFC 3501 6.3-6.4 and the extensions we advertise):
 //! SELECT, FETCH, STORE, SEARCH, EXPUNGE, COPY/MOVE, APPEND and IDLE, with
-//! the unified INBOX, ban hiding and isolation of DESIGN §4-§5.
+//! the unified INBOX, ban hiding and isolation (docs/ARCHITECTURE.md).
 
 mod support;
 
@@ -573,7 +573,7 @@ async fn other_customers_mailboxes_look_like_nothing(server: TestServer) {
 
 /// A client that has not enabled UTF8=ACCEPT (none can) never gets a raw
 /// 8-bit byte in ENVELOPE or BODYSTRUCTURE: such header text comes as RFC 2047
-/// encoded words in a quoted string (DESIGN §10).
+/// encoded words in a quoted string (ARCHITECTURE: answers clients rely on).
 async fn raw_utf8_headers_reach_the_client_as_encoded_words(server: TestServer) {
     let alice = alice(&server).await;
     server

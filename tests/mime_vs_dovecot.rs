@@ -6,7 +6,7 @@
 //! per line, values in wire form. Every item must match byte for byte; all
 //! mismatches are reported together.
 //!
-//! One documented deviation (DESIGN §10): Dovecot sends header bytes of 8 bits
+//! One documented deviation (ARCHITECTURE: answers clients rely on): Dovecot sends header bytes of 8 bits
 //! raw in ENVELOPE and BODYSTRUCTURE; we send no 8-bit byte to a session
 //! without UTF8=ACCEPT (all of ours), but RFC 2047 encoded words in a quoted
 //! string instead. Dovecot's recorded answer is put through that rule (see

@@ -1,4 +1,4 @@
-//! Bad input gets a clear answer and loses nothing (DESIGN §10): malformed
+//! Bad input gets a clear answer and loses nothing (ARCHITECTURE: answers clients rely on): malformed
 //! commands, HTTP requests, echoed responses, over-long lines, oversized
 //! literals, floods of random bytes, silence.
 
@@ -66,7 +66,7 @@ async fn pipelined_commands_are_answered_in_order(server: TestServer) {
 
 async fn bare_empty_lines_between_commands_are_ignored(server: TestServer) {
     let mut client = server.connect().await;
-    // iOS sends an empty line between commands (DESIGN §10).
+    // iOS sends an empty line between commands (ARCHITECTURE: answers clients rely on).
     client.send(b"\r\ne1 NOOP\r\n\r\n\r\ne2 NOOP\r\n").await;
     assert_eq!(client.line().await, "e1 OK NOOP completed");
     assert_eq!(client.line().await, "e2 OK NOOP completed");

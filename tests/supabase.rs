@@ -1,4 +1,4 @@
-//! Supabase mode (DESIGN §6) beyond the shared login and mailbox scenarios
+//! Supabase mode (README: Supabase mode) beyond the shared login and mailbox scenarios
 //! (those run in Supabase mode from tests/login.rs and tests/mailbox.rs):
 //! exactly what is sent, injection attempts, the account cache, outages, and
 //! the domain and ban caches over HTTP.

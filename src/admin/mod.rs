@@ -552,7 +552,7 @@ pub async fn deliver(database: &Database, to: &str, mailbox: &str, raw: Vec<u8>)
     if !to.contains('@') {
         return Err(AdminError::Invalid(format!("{to:?} is not an address")));
     }
-    let message = crate::mime::new_message(raw, Vec::new(), Utc::now());
+    let message = crate::imap::new_message(raw, Vec::new(), Utc::now());
     // The deployment's (mailbox_owner, mailbox) pair, as the receiver writes
     // it: whoever owns the address now is the trigger's business.
     let name = if mailbox.eq_ignore_ascii_case("INBOX") {

@@ -1,4 +1,4 @@
-//! Which domains a user may create disposable addresses on (DESIGN §5).
+//! Which domains a user may create disposable addresses on (ARCHITECTURE: accounts, domains and bans).
 
 use std::collections::HashMap;
 

@@ -69,7 +69,7 @@ pub struct Unavailable(pub String);
 
 #[async_trait]
 pub trait Directory: Send + Sync {
-    /// Checks a login name and IMAP token (DESIGN §5).
+    /// Checks a login name and IMAP token (ARCHITECTURE: accounts, domains and bans).
     async fn authenticate(&self, login: &str, token: &str) -> Result<Account, AuthError>;
     /// Checks domain ownership and bans for a new disposable address.
     async fn may_create_address(&self, user_id: &str, address: &str) -> Result<(), AddressRefusal>;

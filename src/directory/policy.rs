@@ -1,5 +1,5 @@
 //! Which disposable addresses a user may create, and which bans apply: the
-//! rules of DESIGN §5 over cached domain and ban lists. Both directories use
+//! rules of ARCHITECTURE (accounts, domains and bans) over cached domain and ban lists. Both directories use
 //! this one policy, so their answers cannot drift apart; only where the rows
 //! come from differs (`Origin`), per list, which is what Supabase's
 //! `USE_SUPABASE_DOMAINS` / `USE_SUPABASE_BANS` toggles choose.

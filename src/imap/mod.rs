@@ -8,6 +8,7 @@ pub mod names;
 pub mod outcome;
 pub mod pattern;
 pub mod penalty;
+pub mod refusal;
 pub mod response;
 pub mod session;
 pub mod utf7;
@@ -15,9 +16,11 @@ pub mod view;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::config::Limits;
 use crate::directory::Directory;
-use crate::store::MailStore;
+use crate::store::{MailStore, NewMessage};
 
 pub use session::Session;
 
@@ -28,6 +31,23 @@ pub struct Services {
     pub limits: Limits,
     /// Failed logins per client address, for the whole process.
     pub penalties: penalty::LoginPenalties,
+}
+
+/// A message to store, its columns read from its bytes (what the
+/// deployment's receiver would have stored) and its INTERNALDATE taken from
+/// the `Date` header, else `received`.
+pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) -> NewMessage {
+    let columns = crate::mime::columns(&raw);
+    NewMessage {
+        subject: columns.subject,
+        from_addr: columns.from_addr,
+        to_addrs: columns.to_addrs,
+        body: columns.body,
+        html: columns.html,
+        timestamp: columns.date.unwrap_or(received),
+        flags,
+        raw,
+    }
 }
 
 /// Capabilities once logged in. Nothing is advertised that is not implemented.
@@ -76,7 +96,7 @@ impl Transport {
     }
 }
 
-/// The hierarchy delimiter (DESIGN §4).
+/// The hierarchy delimiter (ARCHITECTURE: mailboxes).
 pub const DELIMITER: char = '/';
 
 /// The personal folders every user has from the start.

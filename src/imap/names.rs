@@ -127,7 +127,7 @@ pub async fn resolve(
 }
 
 /// Finds one of the user's mailboxes to read from (SELECT, EXAMINE, STATUS):
-/// an address banned by an `email` ban cannot be opened (DESIGN §5).
+/// an address banned by an `email` ban cannot be opened (ARCHITECTURE: accounts, domains and bans).
 pub async fn resolve_readable(
     services: &Services,
     account: &Account,

@@ -37,6 +37,11 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A change refused because the mailbox was opened with EXAMINE.
+    pub fn read_only() -> Failure {
+        Failure::no(Code::Cannot, "The mailbox is open read-only (EXAMINE)")
+    }
+
     pub fn no(code: Code, text: impl Into<String>) -> Failure {
         Failure {
             status: Status::No,

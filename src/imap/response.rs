@@ -7,7 +7,8 @@
 //! The response grammar we emit is small, so it is written directly rather
 //! than through imap-types' response tree: that keeps FETCH bodies streaming
 //! from stored bytes without intermediate copies, and keeps every string we
-//! emit on the one code path below that decides between quoted and literal.
+//! emit on one code path, `mime::imap_string`, that decides between quoted
+//! string, literal and encoded words.
 
 use std::fmt::Write as _;
 
@@ -337,30 +338,10 @@ fn sanitize_text(text: &str) -> String {
     }
 }
 
-/// An IMAP `string`: quoted when it can be, a literal otherwise.
-pub fn string(value: &str, out: &mut String) {
-    let needs_literal = value
-        .bytes()
-        .any(|b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x80);
-    if needs_literal {
-        let _ = write!(out, "{{{}}}\r\n{}", value.len(), value);
-        return;
-    }
-    out.push('"');
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-}
-
-/// `string` as a fresh `String`.
+/// An IMAP `string` (quoted when it can be, else a literal; never an 8-bit
+/// byte), written by the one encoder every answer uses.
 pub fn quoted(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    string(value, &mut out);
-    out
+    crate::mime::imap_string::string(value.as_bytes())
 }
 
 #[cfg(test)]
@@ -392,6 +373,8 @@ mod tests {
     #[test]
     fn strings_are_quoted_or_literal() {
         assert_eq!(quoted(r#"a "b" \c"#), r#""a \"b\" \\c""#);
-        assert_eq!(quoted("ü"), "{2}\r\nü");
+        // Never an 8-bit byte, never a NUL.
+        assert_eq!(quoted("ü"), "\"=?UTF-8?B?w7w=?=\"");
+        assert_eq!(quoted("a\0b"), "\"a\"");
     }
 }

@@ -10,11 +10,11 @@ use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
 
 use super::outcome::Failure;
+use super::refusal::{Problem, recover_tag};
 use super::response::{Code, Out, Status};
 use super::view::View;
 use super::{Services, Transport, capabilities_before_login};
 use crate::directory::Account;
-use crate::server::connection::Problem;
 
 /// The connection states of RFC 3501 3.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +237,7 @@ impl Session {
     }
 
     fn reject_malformed(&self, bytes: &[u8], out: &mut Out<'_>) {
-        let tag = crate::server::connection::recover_tag(bytes);
+        let tag = recover_tag(bytes);
         let name = command_name(bytes);
         let text = match name {
             _ if tag.is_none() => "Missing or invalid tag".to_owned(),
@@ -297,7 +297,7 @@ fn command_name(bytes: &[u8]) -> Option<String> {
     printable.then(|| word.to_ascii_uppercase())
 }
 
-/// `GET / HTTP/1.1` and friends (DESIGN §10).
+/// `GET / HTTP/1.1` and friends (ARCHITECTURE: answers clients rely on).
 fn looks_like_http(bytes: &[u8]) -> bool {
     let line = bytes
         .split(|&b| b == b'\r' || b == b'\n')

@@ -136,7 +136,7 @@ impl Freshness {
     }
 }
 
-/// Whether mail from this sender is hidden (DESIGN §5).
+/// Whether mail from this sender is hidden (ARCHITECTURE: accounts, domains and bans).
 pub fn is_hidden(bans: &BanList, summary: &MessageSummary) -> bool {
     summary
         .sender

@@ -15,7 +15,7 @@
 //!
 //! One deliberate difference: Dovecot sends 8-bit header bytes raw (in a
 //! literal), but a session that has not enabled UTF8=ACCEPT (we offer no
-//! session that) must get 7-bit strings (DESIGN §10). So a value with 8-bit
+//! session that) must get 7-bit strings (ARCHITECTURE: answers clients rely on). So a value with 8-bit
 //! bytes is made valid UTF-8 (U+FFFD for what is not) and goes out as RFC 2047
 //! encoded words in a quoted string; see `ImapOut::string`.
 

@@ -1,7 +1,7 @@
 //! IMAP strings (RFC 3501 section 4.3) as Dovecot 2.3 writes them: quoted
 //! string or literal, NIL for a missing value, and the "for humans" cleaning
 //! of subjects and display names. On top of Dovecot's rules, one of ours: no
-//! 8-bit byte goes out, since no session has enabled UTF8=ACCEPT (DESIGN §10);
+//! 8-bit byte goes out, since no session has enabled UTF8=ACCEPT (ARCHITECTURE: answers clients rely on);
 //! text that is not ASCII is sent as RFC 2047 encoded words.
 
 use base64::Engine as _;
@@ -197,7 +197,7 @@ impl ImapOut {
 
     /// `text` as RFC 2047 encoded words (`=?UTF-8?B?...?=`) in a quoted
     /// string, so that no 8-bit byte reaches a client that has not enabled
-    /// UTF8=ACCEPT (RFC 6855 section 3; DESIGN §10). The whole value is
+    /// UTF8=ACCEPT (RFC 6855 section 3). The whole value is
     /// encoded, so decoding gives it back exactly: a decoder drops the spaces
     /// between adjacent encoded words (RFC 2047 section 6.2). Each word stays
     /// within RFC 2047's 75 characters and holds whole UTF-8 characters.
@@ -227,6 +227,13 @@ impl ImapOut {
         self.buf.extend_from_slice(b"}\r\n");
         self.buf.extend_from_slice(value);
     }
+}
+
+/// One IMAP string on its own.
+pub(crate) fn string(value: &[u8]) -> String {
+    let mut out = ImapOut::default();
+    out.string(value);
+    out.into_string()
 }
 
 #[cfg(test)]

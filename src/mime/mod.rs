@@ -1,4 +1,4 @@
-//! Message parsing. For now: the deployment's columns (subject, sender,
+//! Message parsing: the deployment's columns (subject, sender,
 //! recipients, text and HTML bodies, date) extracted from an RFC 5322 message,
 //! so that mail we store looks like mail the external receiver stores.
 //!
@@ -19,7 +19,7 @@ pub mod bodystructure;
 mod content;
 pub mod envelope;
 mod header;
-mod imap_string;
+pub(crate) mod imap_string;
 mod rfc5322;
 pub mod section;
 pub mod synthesize;
@@ -35,16 +35,26 @@ pub use text::{body_text, header_values};
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, MessageParser};
 
-use crate::store::NewMessage;
-
-/// The columns of a message read from its bytes. Bytes that do not parse as
-/// a message are still stored, with empty columns: losing mail is worse.
+/// The deployment's columns of a message, read from its bytes. Bytes that
+/// do not parse as a message give empty columns: such mail is still stored,
+/// since losing mail is worse.
 ///
 /// mail-parser reads only the header here: its body parser recurses into
 /// attached messages without a depth limit, so the bodies come from our own
 /// bounded part tree (`text::main_bodies`).
-pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) -> NewMessage {
-    let parsed = MessageParser::default().parse_headers(&raw[..]);
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Columns {
+    pub subject: Option<String>,
+    pub from_addr: Option<String>,
+    pub to_addrs: Option<String>,
+    pub body: Option<String>,
+    pub html: Option<String>,
+    /// The `Date` header, when it parses.
+    pub date: Option<DateTime<Utc>>,
+}
+
+pub fn columns(raw: &[u8]) -> Columns {
+    let parsed = MessageParser::default().parse_headers(raw);
     let (subject, from_addr, to_addrs, date) = match &parsed {
         Some(message) => (
             message.subject().map(str::to_owned),
@@ -59,16 +69,14 @@ pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) ->
         ),
         None => (None, None, None, None),
     };
-    let (body, html) = text::main_bodies(&raw);
-    NewMessage {
+    let (body, html) = text::main_bodies(raw);
+    Columns {
         subject,
         from_addr,
         to_addrs,
         body,
         html,
-        timestamp: date.unwrap_or(received),
-        flags,
-        raw,
+        date,
     }
 }
 
@@ -99,7 +107,7 @@ mod tests {
     fn the_deployment_columns_come_from_the_headers() {
         let raw = b"From: Alice <alice@example.org>\r\nTo: a@x.example, b@x.example\r\n\
 Subject: =?UTF-8?B?SMOpbGxv?=\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nHi there\r\n";
-        let message = new_message(raw.to_vec(), vec![], Utc::now());
+        let message = columns(raw);
         assert_eq!(message.subject.as_deref(), Some("Héllo"));
         assert_eq!(
             message.from_addr.as_deref(),
@@ -107,12 +115,18 @@ Subject: =?UTF-8?B?SMOpbGxv?=\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nHi
         );
         assert_eq!(message.to_addrs.as_deref(), Some("a@x.example,b@x.example"));
         assert_eq!(message.body.as_deref().map(str::trim), Some("Hi there"));
-        assert_eq!(message.timestamp.to_rfc3339(), "2026-11-24T10:00:00+00:00");
+        assert_eq!(
+            message.date.map(|d| d.to_rfc3339()).as_deref(),
+            Some("2026-11-24T10:00:00+00:00")
+        );
     }
 
     #[test]
-    fn garbage_is_still_stored() {
-        let message = new_message(vec![0xff, 0x00, 0x01], vec![], Utc::now());
-        assert_eq!(message.raw, vec![0xff, 0x00, 0x01]);
+    fn garbage_has_no_header_columns() {
+        let columns = columns(&[0xff, 0x00, 0x01]);
+        assert_eq!(columns.subject, None);
+        assert_eq!(columns.from_addr, None);
+        assert_eq!(columns.to_addrs, None);
+        assert_eq!(columns.date, None);
     }
 }

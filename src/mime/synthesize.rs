@@ -1,4 +1,4 @@
-//! The RFC 5322 message a client sees for a stored row (DESIGN §3): the raw
+//! The RFC 5322 message a client sees for a stored row (ARCHITECTURE: storage): the raw
 //! message when we have it, else `body` when it already is a whole message
 //! from the row's sender,
 //! else one built from the columns. Built messages depend only on the row, so

@@ -8,6 +8,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::Limits;
+use crate::imap::refusal::{Problem, recover_tag};
 use crate::imap::response::Sink;
 
 /// What reading the next command produced.
@@ -19,16 +20,6 @@ pub enum Frame {
     Refused {
         tag: Option<String>,
         problem: Problem,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Problem {
-    LineTooLong,
-    /// A literal over the cap: for APPEND the message-size limit, else the small one.
-    LiteralTooBig {
-        append: bool,
-        limit: u32,
     },
 }
 
@@ -387,18 +378,6 @@ fn is_append(command: &[u8]) -> bool {
         .is_some_and(|name| name.eq_ignore_ascii_case(b"APPEND"))
 }
 
-/// The tag of a command, when its first word is a valid one (RFC 3501 9:
-/// any ASTRING-CHAR except "+").
-pub fn recover_tag(command: &[u8]) -> Option<String> {
-    let end = command.iter().position(|&b| b == b' ')?;
-    let tag = &command[..end];
-    let valid = !tag.is_empty()
-        && tag
-            .iter()
-            .all(|&b| (0x21..0x7f).contains(&b) && !b"(){%*\"\\+".contains(&b));
-    valid.then(|| String::from_utf8_lossy(tag).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,14 +401,6 @@ mod tests {
         assert_eq!(literal_announcement(b"a LOGIN {}"), None);
         assert_eq!(literal_announcement(b"a LOGIN {x}"), None);
         assert_eq!(literal_announcement(b"a NOOP"), None);
-    }
-
-    #[test]
-    fn tags_are_recovered_only_when_valid() {
-        assert_eq!(recover_tag(b"a1 FOO\r\n"), Some("a1".into()));
-        assert_eq!(recover_tag(b"a+1 FOO"), None);
-        assert_eq!(recover_tag(b"*"), None);
-        assert_eq!(recover_tag(b"\x00 x"), None);
     }
 
     async fn frames(input: &[u8], limits: &Limits) -> (Vec<Frame>, Vec<u8>) {

@@ -9,11 +9,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{Connection, Frame, Problem, ReadError};
+use super::connection::{Connection, Frame, ReadError};
 use super::sessions::{Registered, Sessions};
 use super::stream::Stream;
 use crate::directory::AuthError;
 use crate::imap::outcome::Failure;
+use crate::imap::refusal::Problem;
 use crate::imap::response::Out;
 use crate::imap::session::{Input, Next};
 use crate::imap::{Services, Session, Transport};

@@ -18,12 +18,8 @@ use super::per_address::PerAddress;
 use super::sessions::Sessions;
 use super::stream::Stream;
 use super::tls::{Certificates, TlsError};
-use crate::config::{Config, redact_url};
-use crate::directory::supabase::{SupabaseClient, SupabaseSettings};
-use crate::directory::{Directory, SqlDirectory, SupabaseDirectory};
-use crate::imap::penalty::LoginPenalties;
+use crate::config::Config;
 use crate::imap::{Services, Transport};
-use crate::store::Database;
 
 /// Why the server could not start; each message is one line naming the cause.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +32,8 @@ pub enum StartError {
     AddressInUse(SocketAddr),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, io::Error),
-    #[error("cannot open the database {url}: {reason}")]
-    Database { url: String, reason: String },
     #[error("{0}")]
     Tls(#[from] TlsError),
-    #[error("cannot set up Supabase: {0}")]
-    Supabase(String),
 }
 
 /// Who may log in without TLS once TLS is configured.
@@ -63,37 +55,6 @@ struct Tls {
     cleartext: CleartextLogin,
 }
 
-/// Supabase when configured (DESIGN §6), else the SQL database.
-fn directory(config: &Config, database: &Database) -> Result<Arc<dyn Directory>, StartError> {
-    let Some(supabase) = &config.supabase else {
-        return Ok(Arc::new(SqlDirectory::new(
-            database.accounts.clone(),
-            config.domain_cache_ttl,
-            config.ban_cache_ttl,
-        )));
-    };
-    let client = SupabaseClient::new(&supabase.url, &supabase.service_key.0, supabase.timeout)
-        .map_err(|e| StartError::Supabase(e.to_string()))?;
-    let settings = SupabaseSettings {
-        use_domains: supabase.use_domains,
-        use_bans: supabase.use_bans,
-        domain_ttl: config.domain_cache_ttl,
-        ban_ttl: config.ban_cache_ttl,
-        account_ttl: supabase.account_cache_ttl,
-    };
-    tracing::info!(
-        url = %redact_url(&supabase.url),
-        domains = if supabase.use_domains { "supabase" } else { "database" },
-        bans = if supabase.use_bans { "supabase" } else { "database" },
-        "accounts and tokens are checked through Supabase"
-    );
-    Ok(Arc::new(SupabaseDirectory::new(
-        client,
-        database.accounts.clone(),
-        &settings,
-    )))
-}
-
 /// How long shutdown waits for sessions to finish their BYE.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -105,24 +66,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the database (migrating it) and binds the listener.
-    pub async fn start(config: &Config) -> Result<Server, StartError> {
-        let database = Database::open(&config.database_url, config.database_max_connections)
-            .await
-            .map_err(|e| StartError::Database {
-                url: redact_url(&config.database_url),
-                reason: e.to_string(),
-            })?;
-        // Without this, PostgreSQL's NOTIFYs reach nobody and IDLE sees new
-        // mail only at its next poll (IMAP_IDLE_POLL).
-        database.listen_for_changes();
-        let directory = directory(config, &database)?;
-        let services = Arc::new(Services {
-            store: database.mail.clone(),
-            directory,
-            limits: config.limits.clone(),
-            penalties: LoginPenalties::new(config.limits.auth_penalty_max),
-        });
+    /// Binds the listeners the configuration asks for, serving `services`.
+    pub async fn start(config: &Config, services: Arc<Services>) -> Result<Server, StartError> {
         let server = Server::bind(config.imap_bind, services).await?;
         match &config.tls {
             Some(files) => {

@@ -3,7 +3,7 @@
 //! the files change), so that new connections get the new certificate and
 //! established ones carry on with theirs.
 //!
-//! rustls with the ring provider (DESIGN §7).
+//! rustls with the ring provider (README: Quickstart with TLS).
 
 use std::fs;
 use std::io;

@@ -171,7 +171,7 @@ pub struct MessageData {
     pub content: Option<Content>,
 }
 
-/// The columns a message's bytes come from (DESIGN §3).
+/// The columns a message's bytes come from (ARCHITECTURE: storage).
 #[derive(Debug, Clone, Default)]
 pub struct Content {
     pub raw: Option<Vec<u8>>,

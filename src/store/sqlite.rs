@@ -1,6 +1,7 @@
 //! Embedded SQLite: the zero-setup default. Same tables as PostgreSQL, with
 //! UUIDs and timestamps as text and flags as a space-separated list.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -108,13 +109,22 @@ fn parse_time(text: Option<String>) -> Option<DateTime<Utc>> {
         })
 }
 
+/// The file behind a `sqlite:` URL, so its directory can be created.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
 fn flags_from_text(text: &str) -> Vec<String> {
     text.split_ascii_whitespace().map(str::to_owned).collect()
 }
 
 impl SqliteStore {
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<SqliteStore> {
-        if let Some(path) = crate::config::sqlite_path(url)
+        if let Some(path) = sqlite_path(url)
             && let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -1011,5 +1021,23 @@ impl AccountStore for SqliteStore {
             .await?
             .rows_affected();
         Ok(updated > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_found_in_both_url_forms() {
+        assert_eq!(
+            sqlite_path("sqlite://data/a.db"),
+            Some(PathBuf::from("data/a.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:a.db?mode=rwc"),
+            Some(PathBuf::from("a.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -389,7 +389,7 @@ impl TestServer {
     /// Stores a message for an address, as `imap-server deliver` does.
     pub async fn deliver(&self, address: &str, raw: &str) -> u32 {
         let message =
-            imap_server::mime::new_message(raw.as_bytes().to_vec(), Vec::new(), Utc::now());
+            imap_server::imap::new_message(raw.as_bytes().to_vec(), Vec::new(), Utc::now());
         self.database
             .mail
             .append(

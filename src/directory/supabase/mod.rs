@@ -1,4 +1,4 @@
-//! Supabase mode (DESIGN §6): tokens, accounts and subscriptions are read
+//! Supabase mode (README: Supabase mode): tokens, accounts and subscriptions are read
 //! from Supabase over HTTP; domains and bans from Supabase or from
 //! `DATABASE_URL`, per toggle. Inboxes and mail stay in `DATABASE_URL`.
 //!

@@ -40,7 +40,7 @@ pub async fn append(
         .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
         .collect();
     let received: DateTime<Utc> = date.map_or_else(Utc::now, |d| d.as_ref().with_timezone(&Utc));
-    let mut new = crate::mime::new_message(message.to_vec(), flags, received);
+    let mut new = crate::imap::new_message(message.to_vec(), flags, received);
     // INTERNALDATE is the APPEND date (or now), whatever the Date header says.
     new.timestamp = received;
     let stored = services.store.append(&target.id, &new).await?;

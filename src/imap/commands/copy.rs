@@ -4,9 +4,8 @@
 use imap_types::mailbox::Mailbox;
 use imap_types::sequence::SequenceSet;
 
-use super::expunge::read_only;
 use crate::imap::names;
-use crate::imap::outcome::{Done, Outcome};
+use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out, Status};
 use crate::imap::session::Session;
 use crate::imap::view::uid_set;
@@ -24,7 +23,7 @@ pub async fn copy(
     let account = session.require_account()?.clone();
     let verb = if is_move { "MOVE" } else { "COPY" };
     if is_move && session.selected_view()?.read_only {
-        return Err(read_only());
+        return Err(Failure::read_only());
     }
     session.catch_up_for_uids(set, by_uid, out).await?;
     let view = session.selected_view()?;
@@ -40,7 +39,7 @@ pub async fn copy(
         if let Some(content) = &message.content
             && content.raw.is_none()
         {
-            let bytes = message_bytes(&super::fetch::stored_columns(message, content));
+            let bytes = message_bytes(&super::stored_columns(message, content));
             services.store.save_raw(&message.id, &bytes).await?;
         }
     }

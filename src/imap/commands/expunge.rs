@@ -3,12 +3,8 @@
 use imap_types::sequence::SequenceSet;
 
 use crate::imap::outcome::{Done, Failure, Outcome};
-use crate::imap::response::{Code, Out};
+use crate::imap::response::Out;
 use crate::imap::session::Session;
-
-pub fn read_only() -> Failure {
-    Failure::no(Code::Cannot, "The mailbox is open read-only (EXAMINE)")
-}
 
 pub async fn expunge(
     session: &mut Session,
@@ -18,7 +14,7 @@ pub async fn expunge(
     let services = session.services.clone();
     let view = session.selected_view()?;
     if view.read_only {
-        return Err(read_only());
+        return Err(Failure::read_only());
     }
     // Flags set by other sessions count too.
     if view.is_stale(&services).await {

@@ -12,13 +12,14 @@ use imap_types::core::AString;
 use imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
 use imap_types::sequence::SequenceSet;
 
+use super::stored_columns;
 use crate::imap::Services;
 use crate::imap::heavy::{HEAVY_BYTES, off_the_event_loop};
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
 use crate::imap::session::Session;
 use crate::imap::view::flag_list;
-use crate::mime::{self, SectionSpec, SectionText, Sections, StoredColumns};
+use crate::mime::{self, SectionSpec, SectionText, Sections};
 use crate::store::{Content, FlagChange, MessageData, ParseCache};
 
 /// One thing to answer for each message.
@@ -250,23 +251,6 @@ fn content_length(content: &Content) -> usize {
     content.raw.as_ref().map_or(0, Vec::len)
         + content.body.as_ref().map_or(0, String::len)
         + content.html.as_ref().map_or(0, String::len)
-}
-
-/// The columns a message's bytes are made from.
-pub(crate) fn stored_columns<'a>(
-    message: &'a MessageData,
-    content: &'a Content,
-) -> StoredColumns<'a> {
-    StoredColumns {
-        id: &message.id,
-        raw: content.raw.as_deref(),
-        body: content.body.as_deref(),
-        html: content.html.as_deref(),
-        subject: content.subject.as_deref(),
-        from_addr: content.from_addr.as_deref(),
-        to_addrs: content.to_addrs.as_deref(),
-        timestamp: message.timestamp,
-    }
 }
 
 /// Parses the messages whose ENVELOPE and BODYSTRUCTURE are not cached yet,

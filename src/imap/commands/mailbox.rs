@@ -1,5 +1,5 @@
 //! CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE (RFC 3501 6.3.3-6.3.7),
-//! with the rules of DESIGN §4: a name with `@` is a disposable address,
+//! with the rules of ARCHITECTURE (mailboxes): a name with `@` is a disposable address,
 //! anything else a personal folder, and INBOX is the unified view.
 
 use imap_types::mailbox::Mailbox;

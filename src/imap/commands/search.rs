@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use imap_types::core::Charset;
 use imap_types::search::SearchKey;
 
-use super::fetch::stored_columns;
+use super::stored_columns;
 use crate::imap::heavy::off_the_event_loop;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};

@@ -1,5 +1,5 @@
 //! STATUS (RFC 3501 6.3.10). Messages from banned senders are not counted:
-//! they do not exist as far as the client can tell (DESIGN §5).
+//! they do not exist as far as the client can tell (ARCHITECTURE: isolation).
 
 use imap_types::mailbox::Mailbox;
 use imap_types::status::StatusDataItemName;

@@ -4,8 +4,7 @@
 use imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_types::sequence::SequenceSet;
 
-use super::expunge::read_only;
-use crate::imap::outcome::{Done, Outcome};
+use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::Out;
 use crate::imap::session::Session;
 use crate::imap::view::flag_list;
@@ -23,7 +22,7 @@ pub async fn store(
     let services = session.services.clone();
     let view = session.selected_view()?;
     if view.read_only {
-        return Err(read_only());
+        return Err(Failure::read_only());
     }
     session.catch_up_for_uids(set, by_uid, out).await?;
     let view = session.selected_view()?;

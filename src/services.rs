@@ -1,0 +1,72 @@
+//! The composition root: the database, the directory and what every session
+//! shares, built from the configuration. `main` joins this to the server.
+
+use std::sync::Arc;
+
+use crate::config::{Config, redact_url};
+use crate::directory::supabase::{SupabaseClient, SupabaseSettings};
+use crate::directory::{Directory, SqlDirectory, SupabaseDirectory};
+use crate::imap::Services;
+use crate::imap::penalty::LoginPenalties;
+use crate::store::Database;
+
+/// Why the services could not be set up; each message names the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot open the database {url}: {reason}")]
+    Database { url: String, reason: String },
+    #[error("cannot set up Supabase: {0}")]
+    Supabase(String),
+}
+
+/// Opens the database (migrating it), starts listening for its change
+/// notifications and chooses the directory.
+pub async fn open(config: &Config) -> Result<Arc<Services>, SetupError> {
+    let database = Database::open(&config.database_url, config.database_max_connections)
+        .await
+        .map_err(|e| SetupError::Database {
+            url: redact_url(&config.database_url),
+            reason: e.to_string(),
+        })?;
+    // Without this, PostgreSQL's NOTIFYs reach nobody and IDLE sees new
+    // mail only at its next poll (IMAP_IDLE_POLL).
+    database.listen_for_changes();
+    let directory = directory(config, &database)?;
+    Ok(Arc::new(Services {
+        store: database.mail.clone(),
+        directory,
+        limits: config.limits.clone(),
+        penalties: LoginPenalties::new(config.limits.auth_penalty_max),
+    }))
+}
+
+/// Supabase when configured (README: Supabase mode), else the SQL database.
+fn directory(config: &Config, database: &Database) -> Result<Arc<dyn Directory>, SetupError> {
+    let Some(supabase) = &config.supabase else {
+        return Ok(Arc::new(SqlDirectory::new(
+            database.accounts.clone(),
+            config.domain_cache_ttl,
+            config.ban_cache_ttl,
+        )));
+    };
+    let client = SupabaseClient::new(&supabase.url, &supabase.service_key.0, supabase.timeout)
+        .map_err(|e| SetupError::Supabase(e.to_string()))?;
+    let settings = SupabaseSettings {
+        use_domains: supabase.use_domains,
+        use_bans: supabase.use_bans,
+        domain_ttl: config.domain_cache_ttl,
+        ban_ttl: config.ban_cache_ttl,
+        account_ttl: supabase.account_cache_ttl,
+    };
+    tracing::info!(
+        url = %redact_url(&supabase.url),
+        domains = if supabase.use_domains { "supabase" } else { "database" },
+        bans = if supabase.use_bans { "supabase" } else { "database" },
+        "accounts and tokens are checked through Supabase"
+    );
+    Ok(Arc::new(SupabaseDirectory::new(
+        client,
+        database.accounts.clone(),
+        &settings,
+    )))
+}
