@@ -2,14 +2,17 @@
 //! that reports changes to the selected mailbox after each command.
 
 use imap_types::command::CommandBody;
+use imap_types::mailbox::Mailbox;
 
 use super::commands::{
     any, append, auth, copy, expunge, fetch, idle, list, mailbox, search, select, status, store,
 };
 use super::outcome::{Failure, Outcome};
 use super::response::{Code, Out};
-use super::session::{Next, Session, State};
+use super::session::{Next, Session};
+use super::state::{Selected, State};
 use super::view::{Freshness, GONE_TEXT};
+use crate::directory::Account;
 
 /// Every command name RFC 3501 and our extensions know, to tell "unknown
 /// command" from "bad arguments" when a command does not parse.
@@ -117,7 +120,7 @@ impl Session {
             CommandBody::Logout => {
                 out.bye("Logging out");
                 self.finish(tag, any::logout(), out);
-                self.state = State::Logout;
+                self.state.log_out();
                 return Next::Close;
             }
             CommandBody::Id { parameters } => any::id(parameters, &self.peer, out),
@@ -141,7 +144,13 @@ impl Session {
                         other.name()
                     ))),
                 },
-                State::Authenticated(_) => self.authenticated(body, out).await,
+                State::Authenticated { .. } | State::Selected { .. } => {
+                    self.authenticated(body, out).await
+                }
+                // These states read lines, not commands (see `Session::handle`).
+                State::Authenticating { .. } | State::Idling { .. } => {
+                    Err(Failure::bad("A command is not valid here"))
+                }
                 State::Logout => return Next::Close,
             },
         };
@@ -158,7 +167,7 @@ impl Session {
     /// address, a ban). Cheap when nothing was announced.
     async fn selection_is_gone(&mut self) -> bool {
         let services = self.services.clone();
-        let Some(view) = self.selected.as_mut() else {
+        let Some(view) = self.state.view_mut() else {
             return false;
         };
         // A store that cannot be read now is no proof the mailbox is gone:
@@ -169,7 +178,7 @@ impl Session {
     /// A selection outlived its mailbox: the session ends, as Dovecot's
     /// does, since nothing that is there now may reach it.
     pub(crate) fn end_gone_selection(&mut self, out: &mut Out<'_>) -> Next {
-        self.selected = None;
+        self.state.log_out();
         out.bye_with(&Code::NonExistent, GONE_TEXT);
         Next::Close
     }
@@ -228,8 +237,8 @@ impl Session {
                 mailbox,
                 item_names,
             } => status::status(&services, &account, &mailbox, &item_names, out).await,
-            CommandBody::Select { mailbox, .. } => select::select(self, &mailbox, false, out).await,
-            CommandBody::Examine { mailbox, .. } => select::select(self, &mailbox, true, out).await,
+            CommandBody::Select { mailbox, .. } => self.open(&account, &mailbox, false, out).await,
+            CommandBody::Examine { mailbox, .. } => self.open(&account, &mailbox, true, out).await,
             CommandBody::Append {
                 mailbox,
                 flags,
@@ -246,22 +255,42 @@ impl Session {
                 };
                 append::append(self, &mailbox, &flags, date.as_ref(), bytes).await
             }
-            // The selected state (RFC 3501 6.4).
+            // The selected state (RFC 3501 6.4): the handlers get the view.
             CommandBody::Check => self
-                .selected_view()
+                .selected()
                 .map(|_| super::outcome::Done::ok("CHECK completed")),
-            CommandBody::Close => select::close(self).await,
-            CommandBody::Unselect => select::unselect(self),
-            CommandBody::Expunge => expunge::expunge(self, None, out).await,
+            CommandBody::Close => match self.state.deselect() {
+                Some(view) => select::close(&services, view).await,
+                None => Err(no_mailbox_selected()),
+            },
+            CommandBody::Unselect => match self.state.deselect() {
+                Some(_) => Ok(super::outcome::Done::ok("UNSELECT completed")),
+                None => Err(no_mailbox_selected()),
+            },
+            CommandBody::Expunge => {
+                expunge::expunge(&services, self.selected()?.view, None, out).await
+            }
             CommandBody::ExpungeUid { sequence_set } => {
-                expunge::expunge(self, Some(&sequence_set), out).await
+                let view = self.selected()?.view;
+                expunge::expunge(&services, view, Some(&sequence_set), out).await
             }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
                 uid,
                 ..
-            } => fetch::fetch(self, &sequence_set, &macro_or_item_names, uid, out).await,
+            } => {
+                let view = self.selected()?.view;
+                fetch::fetch(
+                    &services,
+                    view,
+                    &sequence_set,
+                    &macro_or_item_names,
+                    uid,
+                    out,
+                )
+                .await
+            }
             CommandBody::Store {
                 sequence_set,
                 kind,
@@ -269,24 +298,81 @@ impl Session {
                 flags,
                 uid,
                 ..
-            } => store::store(self, &sequence_set, &kind, &response, &flags, uid, out).await,
+            } => {
+                let view = self.selected()?.view;
+                let request = store::Request {
+                    set: &sequence_set,
+                    kind: &kind,
+                    response: &response,
+                    flags: &flags,
+                    by_uid: uid,
+                };
+                store::store(&services, view, request, out).await
+            }
             CommandBody::Search {
                 charset,
                 criteria,
                 uid,
-            } => search::search(self, charset.as_ref(), criteria.as_ref(), uid, out).await,
+            } => {
+                let view = self.selected()?.view;
+                search::search(
+                    &services,
+                    view,
+                    charset.as_ref(),
+                    criteria.as_ref(),
+                    uid,
+                    out,
+                )
+                .await
+            }
             CommandBody::Copy {
                 sequence_set,
                 mailbox,
                 uid,
-            } => copy::copy(self, &sequence_set, &mailbox, uid, false, out).await,
+            } => {
+                let selected = self.selected()?;
+                copy::copy(
+                    &services,
+                    selected,
+                    &sequence_set,
+                    &mailbox,
+                    uid,
+                    false,
+                    out,
+                )
+                .await
+            }
             CommandBody::Move {
                 sequence_set,
                 mailbox,
                 uid,
-            } => copy::copy(self, &sequence_set, &mailbox, uid, true, out).await,
+            } => {
+                let selected = self.selected()?;
+                copy::copy(&services, selected, &sequence_set, &mailbox, uid, true, out).await
+            }
             _ => Err(Failure::bad(format!("{name} is not supported"))),
         }
+    }
+
+    /// The selected state's account and view, or the answer for a
+    /// selected-state command outside it.
+    fn selected(&mut self) -> Result<Selected<'_>, Failure> {
+        self.state.selected_mut().ok_or_else(no_mailbox_selected)
+    }
+
+    /// SELECT or EXAMINE: the old selection ends first, whatever happens
+    /// to the new one (RFC 3501 6.3.1).
+    async fn open(
+        &mut self,
+        account: &Account,
+        mailbox: &Mailbox<'_>,
+        read_only: bool,
+        out: &mut Out<'_>,
+    ) -> Outcome {
+        self.state.deselect();
+        let (view, done) = select::select(&self.services, account, mailbox, read_only, out).await?;
+        self.state.select(view);
+        Ok(done)
     }
 
     /// Tells the client what changed in its selected mailbox, where the RFC allows it.
@@ -295,7 +381,7 @@ impl Session {
             return Freshness::Current;
         }
         let services = self.services.clone();
-        let Some(view) = self.selected.as_mut() else {
+        let Some(view) = self.state.view_mut() else {
             return Freshness::Current;
         };
         let must_look = updates == Updates::Always && !services.store.hears_every_writer();
@@ -313,4 +399,8 @@ impl Session {
             }
         }
     }
+}
+
+fn no_mailbox_selected() -> Failure {
+    Failure::bad("No mailbox selected")
 }

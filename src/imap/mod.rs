@@ -11,6 +11,7 @@ pub mod penalty;
 pub mod refusal;
 pub mod response;
 pub mod session;
+pub mod state;
 pub mod utf7;
 pub mod view;
 

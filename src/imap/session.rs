@@ -12,17 +12,9 @@ use imap_codec::decode::Decoder;
 use super::outcome::Failure;
 use super::refusal::{Problem, recover_tag};
 use super::response::{Code, Out, Status};
-use super::view::View;
+use super::state::State;
 use super::{Services, Transport, capabilities_before_login};
 use crate::directory::Account;
-
-/// The connection states of RFC 3501 3.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    NotAuthenticated,
-    Authenticated(Account),
-    Logout,
-}
 
 /// What the session needs next from the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +53,8 @@ pub struct Session {
     pub(super) state: State,
     pub(super) peer: SocketAddr,
     pub(super) failed_logins: u32,
-    /// The tag of an AUTHENTICATE waiting for the client's response.
-    pub(super) pending_authentication: Option<String>,
     /// Who logged in, kept past LOGOUT for the closing log line.
     pub(super) user: Option<String>,
-    /// The selected mailbox (RFC 3501 3.3); `None` in the authenticated state.
-    pub(crate) selected: Option<View>,
-    /// The tag of an IDLE in progress.
-    pub(crate) idling: Option<String>,
     bad_commands: u32,
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
@@ -82,10 +68,7 @@ impl Session {
             state: State::NotAuthenticated,
             peer,
             failed_logins: 0,
-            pending_authentication: None,
             user: None,
-            selected: None,
-            idling: None,
             bad_commands: 0,
             seen_command: false,
             transport,
@@ -99,9 +82,9 @@ impl Session {
 
     /// The capabilities for the current state and transport.
     pub(crate) fn capabilities(&self) -> String {
-        match self.state {
-            State::Authenticated(_) => super::CAPABILITIES.to_owned(),
-            _ => capabilities_before_login(&self.transport),
+        match self.state.account() {
+            Some(_) => super::CAPABILITIES.to_owned(),
+            None => capabilities_before_login(&self.transport),
         }
     }
 
@@ -116,57 +99,18 @@ impl Session {
 
     /// How long the client may stay silent in the current state.
     pub fn timeout(&self) -> Duration {
-        match self.state {
-            State::NotAuthenticated | State::Logout => self.services.limits.login_timeout,
-            State::Authenticated(_) => self.services.limits.idle_timeout,
+        match self.state.account() {
+            Some(_) => self.services.limits.idle_timeout,
+            None => self.services.limits.login_timeout,
         }
     }
 
     pub fn account(&self) -> Option<&Account> {
-        match &self.state {
-            State::Authenticated(account) => Some(account),
-            _ => None,
-        }
+        self.state.account()
     }
 
     pub(crate) fn require_account(&self) -> Result<&Account, Failure> {
         self.account().ok_or_else(|| Failure::bad("Not logged in"))
-    }
-
-    pub(crate) fn selected_view(&mut self) -> Result<&mut View, Failure> {
-        self.selected
-            .as_mut()
-            .ok_or_else(|| Failure::bad("No mailbox selected"))
-    }
-
-    /// UIDs the client learned from COPYUID or APPENDUID may be newer than the
-    /// view (Apple Mail moves them at once): take new messages in first.
-    pub(crate) async fn catch_up_for_uids(
-        &mut self,
-        set: &imap_types::sequence::SequenceSet,
-        by_uid: bool,
-        out: &mut Out<'_>,
-    ) -> Result<(), Failure> {
-        use imap_types::sequence::{SeqOrUid, Sequence};
-        let services = self.services.clone();
-        let view = self.selected_view()?;
-        if !by_uid {
-            return Ok(());
-        }
-        let max = view.max_uid();
-        let beyond = set.0.as_ref().iter().any(|sequence| {
-            let values = match sequence {
-                Sequence::Single(value) => [value, value],
-                Sequence::Range(from, to) => [from, to],
-            };
-            values
-                .iter()
-                .any(|v| matches!(v, SeqOrUid::Value(uid) if uid.get() > max))
-        });
-        if beyond {
-            view.refresh(&services, out, false).await?.or_fail()?;
-        }
-        Ok(())
     }
 
     /// The login name, for logs.
@@ -182,7 +126,7 @@ impl Session {
     pub async fn handle(&mut self, input: Input<'_>, out: &mut Out<'_>) -> Next {
         let next = match input {
             Input::Command(bytes) => self.on_command(bytes, out).await,
-            Input::Line(line) if self.idling.is_some() => self.on_idle_line(line, out),
+            Input::Line(line) if self.state.is_idling() => self.on_idle_line(line, out),
             Input::Line(line) => self.on_authenticate_response(line, out).await,
             Input::Refused { tag, problem } => {
                 self.on_refused(tag, problem, out);

@@ -232,6 +232,34 @@ impl View {
             .count()
     }
 
+    /// UIDs the client learned from COPYUID or APPENDUID may be newer than
+    /// the view (Apple Mail moves them at once): take new messages in first.
+    pub(crate) async fn catch_up_for_uids(
+        &mut self,
+        services: &Services,
+        set: &SequenceSet,
+        by_uid: bool,
+        out: &mut Out<'_>,
+    ) -> Result<(), Failure> {
+        if !by_uid {
+            return Ok(());
+        }
+        let max = self.max_uid();
+        let beyond = set.0.as_ref().iter().any(|sequence| {
+            let values = match sequence {
+                Sequence::Single(value) => [value, value],
+                Sequence::Range(from, to) => [from, to],
+            };
+            values
+                .iter()
+                .any(|v| matches!(v, SeqOrUid::Value(uid) if uid.get() > max))
+        });
+        if beyond {
+            self.refresh(services, out, false).await?.or_fail()?;
+        }
+        Ok(())
+    }
+
     pub fn max_uid(&self) -> u32 {
         self.entries.last().map_or(0, |e| e.uid)
     }

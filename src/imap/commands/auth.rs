@@ -11,7 +11,7 @@ use imap_types::secret::Secret;
 use crate::directory::AuthError;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
-use crate::imap::session::{Session, State};
+use crate::imap::session::Session;
 use crate::imap::{CAPABILITIES, SPECIAL_FOLDER_NAMES};
 use crate::logsafe::LoginName;
 
@@ -80,7 +80,7 @@ pub async fn authenticate(
     match initial_response {
         Some(response) => Some(plain(session, response.declassify()).await),
         None => {
-            session.pending_authentication = Some(tag.to_owned());
+            session.state.await_sasl_response(tag);
             out.continuation("");
             None
         }
@@ -94,7 +94,7 @@ impl Session {
         line: Option<&[u8]>,
         out: &mut Out<'_>,
     ) -> crate::imap::session::Next {
-        let Some(tag) = self.pending_authentication.take() else {
+        let Some(tag) = self.state.take_sasl_response() else {
             return crate::imap::session::Next::Command;
         };
         let outcome = match line {
@@ -173,7 +173,7 @@ async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
             services.penalties.succeeded(session.peer.ip());
             tracing::info!(user = %account.email, peer = %session.peer, outcome = "success", "login");
             session.user = Some(account.email.clone());
-            session.state = State::Authenticated(account);
+            session.state.log_in(account);
             Ok(Done::with_code(
                 Code::Capability(CAPABILITIES.into()),
                 "Logged in",

@@ -1,34 +1,36 @@
 //! COPY, UID COPY, MOVE and UID MOVE (RFC 3501 6.4.7, RFC 6851), answering
 //! COPYUID (RFC 4315).
 
+use std::sync::Arc;
+
 use imap_types::mailbox::Mailbox;
 use imap_types::sequence::SequenceSet;
 
+use crate::imap::Services;
 use crate::imap::names;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out, Status};
-use crate::imap::session::Session;
+use crate::imap::state::Selected;
 use crate::imap::view::uid_set;
 use crate::mime::message_bytes;
 
 pub async fn copy(
-    session: &mut Session,
+    services: &Arc<Services>,
+    selected: Selected<'_>,
     set: &SequenceSet,
     mailbox: &Mailbox<'_>,
     by_uid: bool,
     is_move: bool,
     out: &mut Out<'_>,
 ) -> Outcome {
-    let services = session.services.clone();
-    let account = session.require_account()?.clone();
+    let Selected { account, view } = selected;
     let verb = if is_move { "MOVE" } else { "COPY" };
-    if is_move && session.selected_view()?.read_only {
+    if is_move && view.read_only {
         return Err(Failure::read_only());
     }
-    session.catch_up_for_uids(set, by_uid, out).await?;
-    let view = session.selected_view()?;
+    view.catch_up_for_uids(services, set, by_uid, out).await?;
     let uids = view.live_uids(set, by_uid)?;
-    let target = names::resolve_target(&services, &account, &names::parse(mailbox)?).await?;
+    let target = names::resolve_target(services, account, &names::parse(mailbox)?).await?;
     if uids.is_empty() {
         return Ok(Done::ok(format!("{verb} completed: no messages")));
     }

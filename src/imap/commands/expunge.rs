@@ -1,24 +1,26 @@
 //! EXPUNGE and UID EXPUNGE (RFC 3501 6.4.3, RFC 4315 2.1).
 
+use std::sync::Arc;
+
 use imap_types::sequence::SequenceSet;
 
+use crate::imap::Services;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::Out;
-use crate::imap::session::Session;
+use crate::imap::view::View;
 
 pub async fn expunge(
-    session: &mut Session,
+    services: &Arc<Services>,
+    view: &mut View,
     only: Option<&SequenceSet>,
     out: &mut Out<'_>,
 ) -> Outcome {
-    let services = session.services.clone();
-    let view = session.selected_view()?;
     if view.read_only {
         return Err(Failure::read_only());
     }
     // Flags set by other sessions count too.
-    if view.is_stale(&services).await {
-        view.refresh(&services, out, true).await?.or_fail()?;
+    if view.is_stale(services).await {
+        view.refresh(services, out, true).await?.or_fail()?;
     }
     let allowed: Option<Vec<usize>> = match only {
         Some(set) => Some(view.resolve(set, true)?),

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use imap_types::core::AString;
 use imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
@@ -17,8 +18,7 @@ use crate::imap::Services;
 use crate::imap::heavy::{HEAVY_BYTES, off_the_event_loop};
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
-use crate::imap::session::Session;
-use crate::imap::view::flag_list;
+use crate::imap::view::{View, flag_list};
 use crate::mime::{self, SectionSpec, SectionText, Sections};
 use crate::store::{Content, FlagChange, MessageData, ParseCache};
 
@@ -69,20 +69,19 @@ const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const BATCH_MESSAGES: usize = 256;
 
 pub async fn fetch(
-    session: &mut Session,
+    services: &Arc<Services>,
+    view: &mut View,
     set: &SequenceSet,
     items: &MacroOrMessageDataItemNames<'_>,
     by_uid: bool,
     out: &mut Out<'_>,
 ) -> Outcome {
-    let services = session.services.clone();
     let mut items = parse_items(items)?;
     if by_uid && !items.contains(&Item::Uid) {
         // UID FETCH answers always carry the UID (RFC 3501 6.4.8).
         items.insert(0, Item::Uid);
     }
-    session.catch_up_for_uids(set, by_uid, out).await?;
-    let view = session.selected_view()?;
+    view.catch_up_for_uids(services, set, by_uid, out).await?;
     let uids = view.live_uids(set, by_uid)?;
     if uids.is_empty() {
         return Ok(Done::ok("FETCH completed"));
@@ -131,9 +130,9 @@ pub async fn fetch(
         let end = batch_end(&messages, start, needs);
         let batch = &mut messages[start..end];
         start = end;
-        load_contents(&services, &view.mailbox, batch, needs).await?;
+        load_contents(services, &view.mailbox, batch, needs).await?;
         if needs.parse {
-            parse_uncached(&services, batch).await;
+            parse_uncached(services, batch).await;
         }
         for message in batch.iter_mut() {
             let Some(index) = view.index_of_uid(message.uid) else {

@@ -6,8 +6,16 @@ use crate::imap::response::Out;
 use crate::imap::session::{Next, Session};
 use crate::imap::view::Freshness;
 
+/// The caller has checked that the session is logged in.
 pub fn start(session: &mut Session, tag: &str, out: &mut Out<'_>) -> Next {
-    session.idling = Some(tag.to_owned());
+    if !session.state.start_idle(tag) {
+        session.finish(
+            tag,
+            Err(Failure::bad("IDLE is not valid before logging in")),
+            out,
+        );
+        return Next::Command;
+    }
     out.continuation("idling");
     Next::Idle
 }
@@ -24,7 +32,7 @@ pub enum Wake {
 impl Session {
     /// The line that ends IDLE.
     pub(crate) fn on_idle_line(&mut self, line: Option<&[u8]>, out: &mut Out<'_>) -> Next {
-        let Some(tag) = self.idling.take() else {
+        let Some(tag) = self.state.end_idle() else {
             return Next::Command;
         };
         let outcome = match line {
@@ -39,7 +47,7 @@ impl Session {
     /// the periodic look for changes nobody announced.
     pub async fn wait_for_change(&mut self) -> Wake {
         let poll = self.services.limits.idle_poll;
-        match self.selected.as_mut() {
+        match self.state.view_mut() {
             Some(view) => {
                 let owners = view.owners().to_vec();
                 match tokio::time::timeout(poll, view.subscription().changed(&owners)).await {
@@ -57,7 +65,7 @@ impl Session {
     /// Returns `Next::Close` when the selected mailbox is gone.
     pub async fn idle_update(&mut self, wake: Wake, out: &mut Out<'_>) -> Next {
         let services = self.services.clone();
-        let Some(view) = self.selected.as_mut() else {
+        let Some(view) = self.state.view_mut() else {
             return Next::Idle;
         };
         let quiet = wake == Wake::Timer && services.store.hears_every_writer();
@@ -66,10 +74,7 @@ impl Session {
         }
         match view.refresh(&services, out, true).await {
             Ok(Freshness::Current) => Next::Idle,
-            Ok(Freshness::Gone) => {
-                self.idling = None;
-                self.end_gone_selection(out)
-            }
+            Ok(Freshness::Gone) => self.end_gone_selection(out),
             Err(failure) => {
                 // Nothing to answer while idling; the next command will see the trouble.
                 tracing::warn!(text = %failure.text, "could not refresh an idling session");

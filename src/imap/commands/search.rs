@@ -5,22 +5,24 @@
 //! and only when the search has such a key.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use imap_types::core::Charset;
 use imap_types::search::SearchKey;
 
 use super::stored_columns;
+use crate::imap::Services;
 use crate::imap::heavy::off_the_event_loop;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
-use crate::imap::session::Session;
 use crate::imap::view::View;
 use crate::mime;
 use crate::store::MessageData;
 
 pub async fn search(
-    session: &mut Session,
+    services: &Arc<Services>,
+    view: &mut View,
     charset: Option<&Charset<'_>>,
     criteria: &[SearchKey<'_>],
     by_uid: bool,
@@ -41,8 +43,6 @@ pub async fn search(
             format!("SEARCH has more than {MAX_SEARCH_KEYS} keys"),
         ));
     }
-    let services = session.services.clone();
-    let view = session.selected_view()?;
     let live: Vec<(usize, u32)> = view
         .entries()
         .iter()

@@ -5,27 +5,28 @@ use std::collections::BTreeSet;
 
 use imap_types::mailbox::Mailbox;
 
+use crate::directory::Account;
+use crate::imap::Services;
 use crate::imap::names;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
-use crate::imap::session::Session;
 use crate::imap::view::View;
 
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
+/// Opens the mailbox and announces it. The caller has already left the
+/// selected state: a failed SELECT leaves no mailbox selected (RFC 3501
+/// 6.3.1).
 pub async fn select(
-    session: &mut Session,
+    services: &Services,
+    account: &Account,
     mailbox: &Mailbox<'_>,
     read_only: bool,
     out: &mut Out<'_>,
-) -> Outcome {
-    // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
-    session.selected = None;
-    let account = session.require_account()?.clone();
-    let services = session.services.clone();
+) -> Result<(View, Done), Failure> {
     let name = names::parse(mailbox)?;
-    let resolved = names::resolve_readable(&services, &account, &name).await?;
-    let view = View::open(&services, resolved.id, resolved.name, read_only).await?;
+    let resolved = names::resolve_readable(services, account, &name).await?;
+    let view = View::open(services, resolved.id, resolved.name, read_only).await?;
 
     let keywords: BTreeSet<&str> = view
         .entries()
@@ -82,19 +83,17 @@ pub async fn select(
         Some(&Code::UidNext(view.uidnext)),
         "Predicted next UID",
     );
-    session.selected = Some(view);
-    Ok(if read_only {
+    let done = if read_only {
         Done::with_code(Code::ReadOnly, "EXAMINE completed")
     } else {
         Done::with_code(Code::ReadWrite, "SELECT completed")
-    })
+    };
+    Ok((view, done))
 }
 
 /// CLOSE: removes \Deleted messages silently (unless read-only), then deselects.
-pub async fn close(session: &mut Session) -> Outcome {
-    let Some(view) = session.selected.take() else {
-        return Err(Failure::bad("No mailbox selected"));
-    };
+/// The caller has left the selected state with `view`.
+pub async fn close(services: &Services, view: View) -> Outcome {
     if !view.read_only {
         let deleted: Vec<u32> = view
             .entries()
@@ -102,18 +101,7 @@ pub async fn close(session: &mut Session) -> Outcome {
             .filter(|e| view.has_flag(e, "\\Deleted"))
             .map(|e| e.uid)
             .collect();
-        session
-            .services
-            .store
-            .expunge(&view.mailbox, &deleted)
-            .await?;
+        services.store.expunge(&view.mailbox, &deleted).await?;
     }
     Ok(Done::ok("CLOSE completed"))
-}
-
-pub fn unselect(session: &mut Session) -> Outcome {
-    match session.selected.take() {
-        Some(_) => Ok(Done::ok("UNSELECT completed")),
-        None => Err(Failure::bad("No mailbox selected")),
-    }
 }

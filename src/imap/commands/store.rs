@@ -1,31 +1,43 @@
 //! STORE and UID STORE (RFC 3501 6.4.6): flags, persisted and shared between
 //! INBOX and the address mailbox showing the same message.
 
+use std::sync::Arc;
+
 use imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_types::sequence::SequenceSet;
 
+use crate::imap::Services;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::Out;
-use crate::imap::session::Session;
-use crate::imap::view::flag_list;
+use crate::imap::view::{View, flag_list};
 use crate::store::FlagChange;
 
+/// A STORE command as parsed.
+pub struct Request<'a> {
+    pub set: &'a SequenceSet,
+    pub kind: &'a StoreType,
+    pub response: &'a StoreResponse,
+    pub flags: &'a [Flag<'a>],
+    pub by_uid: bool,
+}
+
 pub async fn store(
-    session: &mut Session,
-    set: &SequenceSet,
-    kind: &StoreType,
-    response: &StoreResponse,
-    flags: &[Flag<'_>],
-    by_uid: bool,
+    services: &Arc<Services>,
+    view: &mut View,
+    request: Request<'_>,
     out: &mut Out<'_>,
 ) -> Outcome {
-    let services = session.services.clone();
-    let view = session.selected_view()?;
+    let Request {
+        set,
+        kind,
+        response,
+        flags,
+        by_uid,
+    } = request;
     if view.read_only {
         return Err(Failure::read_only());
     }
-    session.catch_up_for_uids(set, by_uid, out).await?;
-    let view = session.selected_view()?;
+    view.catch_up_for_uids(services, set, by_uid, out).await?;
     // \Recent belongs to the server (RFC 3501 2.3.2); clients cannot store it.
     let flags: Vec<String> = flags
         .iter()
