@@ -3,64 +3,31 @@
 //! Opening a mailbox parses nothing; FETCH parses a message the first time
 //! its ENVELOPE, BODYSTRUCTURE or size is asked for and keeps the results
 //! with the message, so later fetches are answered from the database alone.
+//!
+//! `items` turns the command into `Item`s; this file runs them: choose the
+//! messages, load in bounded batches what the items need, answer each.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use imap_types::core::AString;
-use imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
+use imap_types::fetch::MacroOrMessageDataItemNames;
 use imap_types::sequence::SequenceSet;
+
+mod items;
+
+pub use items::MAX_FETCH_ITEMS;
+use items::{Item, parse_items};
 
 use super::stored_columns;
 use crate::imap::Services;
 use crate::imap::heavy::{HEAVY_BYTES, off_the_event_loop};
 use crate::imap::outcome::{Done, Failure, Outcome};
-use crate::imap::response::{Code, Out};
+use crate::imap::response::Out;
 use crate::imap::view::{View, flag_list};
-use crate::mime::{self, SectionSpec, SectionText, Sections};
+use crate::mime::{self, Sections};
 use crate::store::{Content, FlagChange, MessageData, ParseCache};
-
-/// One thing to answer for each message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Item {
-    Uid,
-    Flags,
-    InternalDate,
-    Size,
-    Envelope,
-    BodyStructure,
-    Body,
-    /// `BODY[...]`, `RFC822`, `RFC822.HEADER`, `RFC822.TEXT`.
-    Section {
-        label: String,
-        spec: SectionSpec,
-        partial: Option<(u32, u32)>,
-        peek: bool,
-    },
-}
-
-impl Item {
-    fn section_spec(&self) -> Option<&SectionSpec> {
-        match self {
-            Item::Section { spec, .. } => Some(spec),
-            _ => None,
-        }
-    }
-
-    fn needs_bytes(&self) -> bool {
-        matches!(self, Item::Section { .. })
-    }
-
-    fn sets_seen(&self) -> bool {
-        matches!(self, Item::Section { peek: false, .. })
-    }
-}
-
-/// Most items one FETCH may name. Real clients name a dozen; every item is
-/// work for every message, so the product is what must stay bounded.
-pub const MAX_FETCH_ITEMS: usize = 256;
 
 /// FETCH reads message bytes in batches of about this much (and at most
 /// `BATCH_MESSAGES` messages), so that its memory follows the largest
@@ -86,48 +53,69 @@ pub async fn fetch(
     if uids.is_empty() {
         return Ok(Done::ok("FETCH completed"));
     }
-    let needs = Needs {
-        bytes: items.iter().any(Item::needs_bytes),
-        parse: items.iter().any(|i| {
-            matches!(
-                i,
-                Item::Size | Item::Envelope | Item::BodyStructure | Item::Body
-            )
-        }),
-    };
     let mut messages = services.store.messages(&view.mailbox, &uids, false).await?;
-    // A body fetched without PEEK marks the message \Seen, and says so (RFC 3501 6.4.5).
-    let mut seen_now = Vec::new();
-    if items.iter().any(Item::sets_seen) && !view.read_only {
-        seen_now = messages
-            .iter()
-            .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
-            .map(|m| m.uid)
-            .collect();
+    let seen_now = if items.iter().any(Item::sets_seen) && !view.read_only {
+        mark_seen(services, view, &mut messages).await?
+    } else {
+        HashSet::new()
+    };
+    // Marked \Seen just now: the answer says so, when it has no FLAGS item.
+    let report_seen = if items.contains(&Item::Flags) {
+        HashSet::new()
+    } else {
+        seen_now
+    };
+    answer_in_batches(services, view, &items, &mut messages, &report_seen, out).await?;
+    Ok(Done::ok("FETCH completed"))
+}
+
+/// A body fetched without PEEK marks the message \Seen (RFC 3501 6.4.5).
+/// The UIDs that were not \Seen before.
+async fn mark_seen(
+    services: &Services,
+    view: &mut View,
+    messages: &mut [MessageData],
+) -> Result<HashSet<u32>, Failure> {
+    let unseen: Vec<u32> = messages
+        .iter()
+        .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+        .map(|m| m.uid)
+        .collect();
+    if unseen.is_empty() {
+        return Ok(HashSet::new());
     }
-    if !seen_now.is_empty() {
-        let updated = services
-            .store
-            .change_flags(
-                &view.mailbox,
-                &seen_now,
-                FlagChange::Add,
-                &["\\Seen".to_owned()],
-            )
-            .await?;
-        for (uid, flags) in updated {
-            view.set_flags(uid, &flags);
-            // The store answers in UID order.
-            if let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) {
-                messages[index].flags = flags;
-            }
+    let updated = services
+        .store
+        .change_flags(
+            &view.mailbox,
+            &unseen,
+            FlagChange::Add,
+            &["\\Seen".to_owned()],
+        )
+        .await?;
+    for (uid, flags) in updated {
+        view.set_flags(uid, &flags);
+        // The store answers in UID order.
+        if let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) {
+            messages[index].flags = flags;
         }
     }
-    let report_flags = !items.contains(&Item::Flags) && !seen_now.is_empty();
-    let seen_now: HashSet<u32> = seen_now.into_iter().collect();
+    Ok(unseen.into_iter().collect())
+}
+
+/// Loads what the items need in bounded batches and answers each message.
+async fn answer_in_batches(
+    services: &Services,
+    view: &View,
+    items: &[Item],
+    messages: &mut [MessageData],
+    report_seen: &HashSet<u32>,
+    out: &mut Out<'_>,
+) -> Result<(), Failure> {
+    let needs = Needs::of(items);
     let mut start = 0;
     while start < messages.len() {
-        let end = batch_end(&messages, start, needs);
+        let end = batch_end(messages, start, needs);
         let batch = &mut messages[start..end];
         start = end;
         load_contents(services, &view.mailbox, batch, needs).await?;
@@ -140,8 +128,8 @@ pub async fn fetch(
             };
             let recent = view.is_recent(message.uid);
             out.extend(format!("* {} FETCH (", index + 1).as_bytes());
-            write_message(&items, message, needs, recent, out).await?;
-            if report_flags && seen_now.contains(&message.uid) {
+            write_message(items, message, needs, recent, out).await?;
+            if report_seen.contains(&message.uid) {
                 out.extend(format!(" FLAGS ({})", flag_list(&message.flags, recent)).as_bytes());
             }
             out.extend(b")\r\n");
@@ -149,7 +137,7 @@ pub async fn fetch(
             message.content = None;
         }
     }
-    Ok(Done::ok("FETCH completed"))
+    Ok(())
 }
 
 /// What the items need of each message beyond the index.
@@ -162,6 +150,18 @@ struct Needs {
 }
 
 impl Needs {
+    fn of(items: &[Item]) -> Needs {
+        Needs {
+            bytes: items.iter().any(Item::needs_bytes),
+            parse: items.iter().any(|i| {
+                matches!(
+                    i,
+                    Item::Size | Item::Envelope | Item::BodyStructure | Item::Body
+                )
+            }),
+        }
+    }
+
     fn content_of(self, message: &MessageData) -> bool {
         self.bytes || (self.parse && !message.cache.is_complete())
     }
@@ -391,184 +391,4 @@ fn section_head(label: &str, partial: Option<(u32, u32)>, length: usize, data: &
         data.extend_from_slice(format!("<{origin}>").as_bytes());
     }
     data.extend_from_slice(format!(" {{{length}}}\r\n").as_bytes());
-}
-
-fn parse_items(items: &MacroOrMessageDataItemNames<'_>) -> Result<Vec<Item>, Failure> {
-    let names: Vec<MessageDataItemName<'_>> = match items {
-        MacroOrMessageDataItemNames::Macro(Macro::Fast) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-        ],
-        MacroOrMessageDataItemNames::Macro(Macro::All) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-            MessageDataItemName::Envelope,
-        ],
-        MacroOrMessageDataItemNames::Macro(Macro::Full) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-            MessageDataItemName::Envelope,
-            MessageDataItemName::Body,
-        ],
-        MacroOrMessageDataItemNames::MessageDataItemNames(names) => names.clone(),
-        MacroOrMessageDataItemNames::Macro(other) => {
-            return Err(Failure::bad_with(
-                Code::ClientBug,
-                format!("FETCH macro {other:?} is not supported"),
-            ));
-        }
-    };
-    if names.len() > MAX_FETCH_ITEMS {
-        return Err(Failure::bad_with(
-            Code::Limit,
-            format!("FETCH names more than {MAX_FETCH_ITEMS} items"),
-        ));
-    }
-    let mut items = Vec::with_capacity(names.len());
-    for name in names {
-        let item = match name {
-            MessageDataItemName::Uid => Item::Uid,
-            MessageDataItemName::Flags => Item::Flags,
-            MessageDataItemName::InternalDate => Item::InternalDate,
-            MessageDataItemName::Rfc822Size => Item::Size,
-            MessageDataItemName::Envelope => Item::Envelope,
-            MessageDataItemName::BodyStructure => Item::BodyStructure,
-            MessageDataItemName::Body => Item::Body,
-            MessageDataItemName::Rfc822 => {
-                section_item("RFC822".into(), whole_message(), None, false)
-            }
-            MessageDataItemName::Rfc822Header => section_item(
-                "RFC822.HEADER".into(),
-                SectionSpec {
-                    part: Vec::new(),
-                    text: SectionText::Header,
-                },
-                None,
-                true,
-            ),
-            MessageDataItemName::Rfc822Text => section_item(
-                "RFC822.TEXT".into(),
-                SectionSpec {
-                    part: Vec::new(),
-                    text: SectionText::Text,
-                },
-                None,
-                false,
-            ),
-            MessageDataItemName::BodyExt {
-                section,
-                partial,
-                peek,
-            } => {
-                let (spec, label) = section_spec(section.as_ref());
-                section_item(
-                    format!("BODY[{label}]"),
-                    spec,
-                    partial.map(|(s, l)| (s, l.get())),
-                    peek,
-                )
-            }
-            other => {
-                return Err(Failure::bad_with(
-                    Code::ClientBug,
-                    format!("FETCH item {other:?} is not supported"),
-                ));
-            }
-        };
-        if !items.contains(&item) {
-            items.push(item);
-        }
-    }
-    Ok(items)
-}
-
-fn whole_message() -> SectionSpec {
-    SectionSpec {
-        part: Vec::new(),
-        text: SectionText::Full,
-    }
-}
-
-fn section_item(label: String, spec: SectionSpec, partial: Option<(u32, u32)>, peek: bool) -> Item {
-    Item::Section {
-        label,
-        spec,
-        partial,
-        peek,
-    }
-}
-
-fn part_numbers(part: Option<&Part>) -> Vec<u32> {
-    part.map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
-        .unwrap_or_default()
-}
-
-fn part_label(part: &[u32]) -> String {
-    part.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn field_names(names: &[AString<'_>]) -> Vec<String> {
-    names
-        .iter()
-        .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
-        .collect()
-}
-
-/// Our section spec, and its label as echoed in the answer.
-fn section_spec(section: Option<&Section<'_>>) -> (SectionSpec, String) {
-    let Some(section) = section else {
-        return (whole_message(), String::new());
-    };
-    let join = |part: &[u32], suffix: &str| {
-        let prefix = part_label(part);
-        match (prefix.is_empty(), suffix.is_empty()) {
-            (true, _) => suffix.to_owned(),
-            (false, true) => prefix,
-            (false, false) => format!("{prefix}.{suffix}"),
-        }
-    };
-    let (part, text, suffix) = match section {
-        Section::Part(part) => (part_numbers(Some(part)), SectionText::Full, String::new()),
-        Section::Header(part) => (
-            part_numbers(part.as_ref()),
-            SectionText::Header,
-            "HEADER".to_owned(),
-        ),
-        Section::HeaderFields(part, names) => {
-            let names = field_names(names.as_ref());
-            let label = format!("HEADER.FIELDS ({})", names.join(" "));
-            (
-                part_numbers(part.as_ref()),
-                SectionText::HeaderFields(names),
-                label,
-            )
-        }
-        Section::HeaderFieldsNot(part, names) => {
-            let names = field_names(names.as_ref());
-            let label = format!("HEADER.FIELDS.NOT ({})", names.join(" "));
-            (
-                part_numbers(part.as_ref()),
-                SectionText::HeaderFieldsNot(names),
-                label,
-            )
-        }
-        Section::Text(part) => (
-            part_numbers(part.as_ref()),
-            SectionText::Text,
-            "TEXT".to_owned(),
-        ),
-        Section::Mime(part) => (
-            part_numbers(Some(part)),
-            SectionText::Mime,
-            "MIME".to_owned(),
-        ),
-    };
-    let label = join(&part, &suffix);
-    (SectionSpec { part, text }, label)
 }
