@@ -6,7 +6,7 @@
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
-use imap_server::server::connection::recover_tag;
+use imap_server::imap::refusal::recover_tag;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
