@@ -6,14 +6,12 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imap_server::config::TlsFiles;
 use imap_server::server::CleartextLogin;
 use imap_server::server::tls::write_self_signed;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use support::tls_client::{connector, localhost};
 use support::{Backend, Client, Options, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -240,7 +238,7 @@ async fn tls_server(login_timeout: Duration) -> (TestServer, TlsConnector, tempf
     };
     write_self_signed(&["localhost".into()], &files.cert, &files.key)
         .expect("write a test certificate");
-    let connector = trusting(&files.cert);
+    let connector = connector(&[&files.cert]);
     let mut options = Options {
         tls: Some((files, CleartextLogin::LoopbackOnly)),
         ..Options::default()
@@ -248,25 +246,6 @@ async fn tls_server(login_timeout: Duration) -> (TestServer, TlsConnector, tempf
     options.limits.login_timeout = login_timeout;
     let server = TestServer::start_with(Backend::Sqlite, options).await;
     (server, connector, dir)
-}
-
-fn trusting(cert: &Path) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(cert).expect("read the certificate") {
-        roots.add(cert.expect("a PEM certificate")).expect("a root");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
-
-fn localhost() -> ServerName<'static> {
-    ServerName::try_from("localhost").expect("a DNS name")
 }
 
 /// The login deadline is 3 s; each client spends 2.5 s of it before or in

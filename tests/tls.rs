@@ -8,17 +8,16 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use imap_server::config::TlsFiles;
 use imap_server::server::CleartextLogin;
 use imap_server::server::tls::write_self_signed;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use support::tls_client::{connector, localhost};
 use support::{Backend, Options, TestServer, User};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -63,28 +62,6 @@ async fn setup(cleartext: CleartextLogin) -> Setup {
     }
 }
 
-/// A client that trusts the certificates in `trusted`.
-fn connector(trusted: &[&Path]) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for path in trusted {
-        for cert in CertificateDer::pem_file_iter(path).expect("read the certificate") {
-            roots.add(cert.expect("a PEM certificate")).expect("a root");
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
-
-fn server_name() -> ServerName<'static> {
-    ServerName::try_from("localhost").expect("a DNS name")
-}
-
 /// Reads one CRLF line from anything buffered.
 async fn line<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> String {
     let mut line = String::new();
@@ -119,7 +96,7 @@ impl TlsClient {
     async fn implicit(addr: SocketAddr, trusted: &[&Path]) -> (TlsClient, String) {
         let tcp = TcpStream::connect(addr).await.expect("connect");
         let tls = connector(trusted)
-            .connect(server_name(), tcp)
+            .connect(localhost(), tcp)
             .await
             .expect("TLS handshake");
         let mut client = TlsClient {
@@ -138,7 +115,7 @@ impl TlsClient {
         assert_eq!(answer, vec!["s OK Begin TLS negotiation now"]);
         assert!(plain.buffer().is_empty(), "nothing follows the OK in clear");
         let tls = connector(&[cert])
-            .connect(server_name(), plain.into_inner())
+            .connect(localhost(), plain.into_inner())
             .await
             .expect("TLS handshake after STARTTLS");
         (
@@ -237,7 +214,7 @@ async fn commands_pipelined_after_starttls_are_never_executed() {
     // Give the server the chance to have read the injected bytes already.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let tls = connector(&[&setup.files.cert])
-        .connect(server_name(), plain.into_inner())
+        .connect(localhost(), plain.into_inner())
         .await
         .expect("TLS handshake");
     let mut client = TlsClient {

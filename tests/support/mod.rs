@@ -7,6 +7,7 @@
 
 pub mod postgres;
 pub mod supabase;
+pub mod tls_client;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
