@@ -2,6 +2,7 @@
 //! SQLite implementations. Nothing here knows IMAP syntax.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
