@@ -183,6 +183,27 @@ pub struct Content {
     pub html: Option<String>,
 }
 
+/// Which messages `MailStore::fill_contents` loads the content of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Every,
+    /// Those whose parse results are not all cached (FETCH of ENVELOPE,
+    /// BODYSTRUCTURE or RFC822.SIZE parses only those).
+    Unparsed,
+    /// Those stored without their bytes, whose message is made from columns.
+    Unstored,
+}
+
+impl Wanted {
+    /// Whether a message is wanted before looking at what is stored.
+    pub fn may_want(self, message: &MessageData) -> bool {
+        match self {
+            Wanted::Every | Wanted::Unstored => true,
+            Wanted::Unparsed => !message.cache.is_complete(),
+        }
+    }
+}
+
 /// How STORE changes flags (RFC 3501 6.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagChange {
@@ -246,13 +267,17 @@ pub trait MailStore: Send + Sync {
     async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>>;
     /// Stores a message in a mailbox; the database assigns its UID.
     async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored>;
-    /// The messages with these UIDs (those that exist), in UID order.
-    async fn messages(
+    /// The messages with these UIDs (those that exist), in UID order,
+    /// without their content.
+    async fn messages(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<MessageData>>;
+    /// Loads into `messages` (of this mailbox, in UID order) the stored
+    /// content of those `wanted` asks for, in one read; the others keep none.
+    async fn fill_contents(
         &self,
         mailbox: &MailboxId,
-        uids: &[u32],
-        with_content: bool,
-    ) -> StoreResult<Vec<MessageData>>;
+        messages: &mut [MessageData],
+        wanted: Wanted,
+    ) -> StoreResult<()>;
     /// Keeps parse results computed for messages (by message id), in one write.
     async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()>;
     /// Fixes the bytes of a message that had none stored (before COPY, so the

@@ -95,13 +95,13 @@ pub struct SqlStore<D: Database> {
     hub: Hub,
 }
 
-/// The columns of `MessageData`, then those of `Content`; `{uid}` is the
-/// view's UID column.
+/// The columns of `MessageData`; `{uid}` is the view's UID column.
 const MESSAGE_COLUMNS: &str = "id::text, {uid}, flags, coalesce(timestamp, created_at),
     imap_size, envelope, bodystructure, body_basic,
     coalesce(octet_length(raw), 0)::bigint + coalesce(octet_length(body), 0)::bigint
         + coalesce(octet_length(html), 0)::bigint";
-const CONTENT_COLUMNS: &str = ", raw, subject, from_addr, to_addrs::text, body, html";
+/// The columns of `Content`.
+const CONTENT_COLUMNS: &str = "raw, subject, from_addr, to_addrs::text, body, html";
 
 /// The state row of the mailbox `(owner, name)`, so that it exists when it is
 /// locked. Triggers would make it on a first insert anyway.
@@ -212,26 +212,13 @@ where
     }
 }
 
-fn message_from_row<D: Dialect>(row: &D::Row, with_content: bool) -> StoreResult<MessageData>
+fn message_from_row<D: Dialect>(row: &D::Row) -> StoreResult<MessageData>
 where
     usize: ColumnIndex<D::Row>,
     String: Field<D>,
     i64: Field<D>,
-    Vec<u8>: Field<D>,
 {
     let size: Option<i64> = row.try_get(4)?;
-    let content = if with_content {
-        Some(Content {
-            raw: row.try_get(9)?,
-            subject: row.try_get(10)?,
-            from_addr: row.try_get(11)?,
-            to_addrs: row.try_get(12)?,
-            body: row.try_get(13)?,
-            html: row.try_get(14)?,
-        })
-    } else {
-        None
-    };
     let flags: Option<D::Flags> = row.try_get(2)?;
     let timestamp: Option<D::Time> = row.try_get(3)?;
     Ok(MessageData {
@@ -246,7 +233,24 @@ where
             body: row.try_get(7)?,
         },
         stored_size: u64::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0),
-        content,
+        content: None,
+    })
+}
+
+/// `CONTENT_COLUMNS`, after the UID.
+fn content_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Content>
+where
+    usize: ColumnIndex<D::Row>,
+    String: Field<D>,
+    Vec<u8>: Field<D>,
+{
+    Ok(Content {
+        raw: row.try_get(1)?,
+        subject: row.try_get(2)?,
+        from_addr: row.try_get(3)?,
+        to_addrs: row.try_get(4)?,
+        body: row.try_get(5)?,
+        html: row.try_get(6)?,
     })
 }
 
@@ -613,27 +617,58 @@ where
         })
     }
 
-    async fn messages(
-        &self,
-        mailbox: &MailboxId,
-        uids: &[u32],
-        with_content: bool,
-    ) -> StoreResult<Vec<MessageData>> {
+    async fn messages(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<MessageData>> {
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         let columns = MESSAGE_COLUMNS.replace("{uid}", uid);
-        let extra = if with_content { CONTENT_COLUMNS } else { "" };
         let rows = sqlx::query(sql::<D>(format!(
-            "SELECT {columns}{extra} FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}"
+            "SELECT {columns} FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}"
         )))
         .bind(owner)
         .bind(name)
         .bind(D::uid_list(uids))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| message_from_row::<D>(row, with_content))
-            .collect()
+        rows.iter().map(message_from_row::<D>).collect()
+    }
+
+    async fn fill_contents(
+        &self,
+        mailbox: &MailboxId,
+        messages: &mut [MessageData],
+        wanted: Wanted,
+    ) -> StoreResult<()> {
+        let uids: Vec<u32> = messages
+            .iter()
+            .filter(|m| wanted.may_want(m))
+            .map(|m| m.uid)
+            .collect();
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let (owner, name) = mailbox.binds();
+        let (uid, filter) = mailbox.scope();
+        let unstored = if wanted == Wanted::Unstored {
+            " AND raw IS NULL"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(sql::<D>(format!(
+            "SELECT {uid}, {CONTENT_COLUMNS} FROM emails
+             WHERE {filter} AND {uid} = ANY($3){unstored} ORDER BY {uid}"
+        )))
+        .bind(owner)
+        .bind(name)
+        .bind(D::uid_list(&uids))
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let uid = to_u32(row.try_get(0)?, "uid")?;
+            if let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) {
+                messages[index].content = Some(content_from_row::<D>(row)?);
+            }
+        }
+        Ok(())
     }
 
     async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()> {

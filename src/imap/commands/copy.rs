@@ -13,6 +13,9 @@ use crate::imap::response::{Code, Out, Status};
 use crate::imap::state::Selected;
 use crate::imap::view::uid_set;
 use crate::mime::message_bytes;
+use crate::store::{MailboxId, Wanted};
+
+use super::batch_end;
 
 pub async fn copy(
     services: &Arc<Services>,
@@ -36,15 +39,7 @@ pub async fn copy(
     }
     // A message stored without its bytes is synthesized from its columns;
     // fix those bytes first so that the copy shows exactly the same message.
-    let messages = services.store.messages(&view.mailbox, &uids, true).await?;
-    for message in &messages {
-        if let Some(content) = &message.content
-            && content.raw.is_none()
-        {
-            let bytes = message_bytes(&super::stored_columns(message, content));
-            services.store.save_raw(&message.id, &bytes).await?;
-        }
-    }
+    store_synthesized_bytes(services, &view.mailbox, &uids).await?;
     let copied = services
         .store
         .copy(&view.mailbox, &uids, &target.id)
@@ -63,4 +58,31 @@ pub async fn copy(
     let removed = services.store.expunge(&view.mailbox, &sources).await?;
     view.remove(&removed, out);
     Ok(Done::ok("MOVE completed"))
+}
+
+/// Stores the bytes of the messages that have none, made from their columns
+/// as FETCH would serve them; in bounded batches, like FETCH.
+async fn store_synthesized_bytes(
+    services: &Services,
+    mailbox: &MailboxId,
+    uids: &[u32],
+) -> Result<(), Failure> {
+    let mut messages = services.store.messages(mailbox, uids).await?;
+    let mut start = 0;
+    while start < messages.len() {
+        let end = batch_end(&messages, start, Some(Wanted::Unstored));
+        let batch = &mut messages[start..end];
+        start = end;
+        services
+            .store
+            .fill_contents(mailbox, batch, Wanted::Unstored)
+            .await?;
+        for message in batch.iter_mut() {
+            if let Some(content) = message.content.take() {
+                let bytes = message_bytes(&super::stored_columns(message, &content));
+                services.store.save_raw(&message.id, &bytes).await?;
+            }
+        }
+    }
+    Ok(())
 }

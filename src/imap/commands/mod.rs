@@ -2,7 +2,7 @@
 //! what two of them share lives here or in the modules beside `commands`.
 
 use crate::mime::StoredColumns;
-use crate::store::{Content, MessageData};
+use crate::store::{Content, MessageData, Wanted};
 
 pub mod any;
 pub mod append;
@@ -30,4 +30,29 @@ fn stored_columns<'a>(message: &'a MessageData, content: &'a Content) -> StoredC
         to_addrs: content.to_addrs.as_deref(),
         timestamp: message.timestamp,
     }
+}
+
+/// Commands read message content in batches of about this many stored bytes
+/// (and at most `BATCH_MESSAGES` messages), so that their memory follows the
+/// largest message, not the sum of all they read.
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+const BATCH_MESSAGES: usize = 256;
+
+/// Where the content batch that begins at `start` ends, counting the stored
+/// size of the messages `wanted` may load.
+fn batch_end(messages: &[MessageData], start: usize, wanted: Option<Wanted>) -> usize {
+    let mut bytes = 0u64;
+    let mut end = start;
+    while end < messages.len() && end - start < BATCH_MESSAGES {
+        let message = &messages[end];
+        if wanted.is_some_and(|w| w.may_want(message)) {
+            let size = message.stored_size.max(1);
+            if end > start && bytes + size > BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+        }
+        end += 1;
+    }
+    end
 }

@@ -11,14 +11,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use imap_types::core::Charset;
 use imap_types::search::SearchKey;
 
-use super::stored_columns;
+use super::{batch_end, stored_columns};
 use crate::imap::Services;
 use crate::imap::heavy::off_the_event_loop;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
 use crate::imap::view::View;
 use crate::mime;
-use crate::store::MessageData;
+use crate::store::{MessageData, Wanted};
 
 pub async fn search(
     services: &Arc<Services>,
@@ -69,7 +69,7 @@ pub async fn search(
         search.run(&live, &[], &mut found);
     } else {
         let uids: Vec<u32> = live.iter().map(|&(_, uid)| uid).collect();
-        let mut messages = services.store.messages(&view.mailbox, &uids, false).await?;
+        let mut messages = services.store.messages(&view.mailbox, &uids).await?;
         if !needs.content {
             search.run(&live, &messages, &mut found);
         } else {
@@ -79,25 +79,20 @@ pub async fn search(
             let mut live_done = 0;
             let mut start = 0;
             while start < messages_len {
-                let end = batch_end(&messages, start);
+                let end = batch_end(&messages, start, Some(Wanted::Every));
                 let batch = &mut messages[start..end];
                 start = end;
-                let batch_uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-                let loaded = services
+                services
                     .store
-                    .messages(&view.mailbox, &batch_uids, true)
+                    .fill_contents(&view.mailbox, batch, Wanted::Every)
                     .await?;
-                let mut contents: HashMap<u32, _> =
-                    loaded.into_iter().map(|m| (m.uid, m.content)).collect();
-                for message in batch.iter_mut() {
-                    message.content = contents.remove(&message.uid).flatten();
-                }
+                let batch_last = batch[batch.len() - 1].uid;
                 // Live messages up to this batch's last UID (the last batch takes
                 // the rest): every one is looked at exactly once.
                 let last = if start == messages_len {
                     live.len()
                 } else {
-                    live.partition_point(|&(_, uid)| uid <= batch_uids[batch_uids.len() - 1])
+                    live.partition_point(|&(_, uid)| uid <= batch_last)
                 };
                 let first = std::mem::replace(&mut live_done, last);
                 off_the_event_loop(|| search.run(&live[first..last], batch, &mut found));
@@ -117,25 +112,6 @@ pub async fn search(
 /// Most keys one SEARCH may have (every key is work for every message).
 /// Real clients send a handful; imap-codec already bounds their nesting.
 pub const MAX_SEARCH_KEYS: usize = 100;
-
-/// SEARCH reads message bytes in batches of about this much (at least one
-/// message), like FETCH.
-const BATCH_BYTES: u64 = 4 * 1024 * 1024;
-const BATCH_MESSAGES: usize = 256;
-
-fn batch_end(messages: &[MessageData], start: usize) -> usize {
-    let mut bytes = 0u64;
-    let mut end = start;
-    while end < messages.len() && end - start < BATCH_MESSAGES {
-        let size = messages[end].stored_size.max(1);
-        if end > start && bytes + size > BATCH_BYTES {
-            break;
-        }
-        bytes += size;
-        end += 1;
-    }
-    end
-}
 
 /// The keys that test messages, nested ones included (NOT, OR and
 /// parentheses only combine them).

@@ -8,7 +8,7 @@
 //! messages, load in bounded batches what the items need, answer each.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -20,20 +20,14 @@ mod items;
 pub use items::MAX_FETCH_ITEMS;
 use items::{Item, parse_items};
 
-use super::stored_columns;
+use super::{batch_end, stored_columns};
 use crate::imap::Services;
 use crate::imap::heavy::{HEAVY_BYTES, off_the_event_loop};
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::Out;
 use crate::imap::view::{View, flag_list};
 use crate::mime::{self, Sections};
-use crate::store::{Content, FlagChange, MessageData, ParseCache};
-
-/// FETCH reads message bytes in batches of about this much (and at most
-/// `BATCH_MESSAGES` messages), so that its memory follows the largest
-/// message, not the sum of all it answers with.
-const BATCH_BYTES: u64 = 4 * 1024 * 1024;
-const BATCH_MESSAGES: usize = 256;
+use crate::store::{Content, FlagChange, MessageData, ParseCache, Wanted};
 
 pub async fn fetch(
     services: &Arc<Services>,
@@ -53,7 +47,7 @@ pub async fn fetch(
     if uids.is_empty() {
         return Ok(Done::ok("FETCH completed"));
     }
-    let mut messages = services.store.messages(&view.mailbox, &uids, false).await?;
+    let mut messages = services.store.messages(&view.mailbox, &uids).await?;
     let seen_now = if items.iter().any(Item::sets_seen) && !view.read_only {
         mark_seen(services, view, &mut messages).await?
     } else {
@@ -115,10 +109,15 @@ async fn answer_in_batches(
     let needs = Needs::of(items);
     let mut start = 0;
     while start < messages.len() {
-        let end = batch_end(messages, start, needs);
+        let end = batch_end(messages, start, needs.wanted());
         let batch = &mut messages[start..end];
         start = end;
-        load_contents(services, &view.mailbox, batch, needs).await?;
+        if let Some(wanted) = needs.wanted() {
+            services
+                .store
+                .fill_contents(&view.mailbox, batch, wanted)
+                .await?;
+        }
         if needs.parse {
             parse_uncached(services, batch).await;
         }
@@ -162,53 +161,17 @@ impl Needs {
         }
     }
 
-    fn content_of(self, message: &MessageData) -> bool {
-        self.bytes || (self.parse && !message.cache.is_complete())
-    }
-}
-
-/// Where the batch that begins at `start` ends.
-fn batch_end(messages: &[MessageData], start: usize, needs: Needs) -> usize {
-    let mut bytes = 0u64;
-    let mut end = start;
-    while end < messages.len() && end - start < BATCH_MESSAGES {
-        let message = &messages[end];
-        if needs.content_of(message) {
-            let size = message.stored_size.max(1);
-            if end > start && bytes + size > BATCH_BYTES {
-                break;
-            }
-            bytes += size;
-        }
-        end += 1;
-    }
-    end
-}
-
-/// Loads the stored content of the messages of a batch that need it.
-async fn load_contents(
-    services: &Services,
-    mailbox: &crate::store::MailboxId,
-    batch: &mut [MessageData],
-    needs: Needs,
-) -> Result<(), Failure> {
-    let wanted: Vec<u32> = batch
-        .iter()
-        .filter(|m| needs.content_of(m))
-        .map(|m| m.uid)
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let loaded = services.store.messages(mailbox, &wanted, true).await?;
-    let mut contents: HashMap<u32, Option<Content>> =
-        loaded.into_iter().map(|m| (m.uid, m.content)).collect();
-    for message in batch.iter_mut() {
-        if let Some(content) = contents.remove(&message.uid) {
-            message.content = content;
+    /// Whose content to load: every message's for body sections, else
+    /// that of messages never parsed.
+    fn wanted(self) -> Option<Wanted> {
+        if self.bytes {
+            Some(Wanted::Every)
+        } else if self.parse {
+            Some(Wanted::Unparsed)
+        } else {
+            None
         }
     }
-    Ok(())
 }
 
 /// One message's items, sent on in chunks as they are written. Its bytes
