@@ -192,9 +192,14 @@ async fn store_changes_flags_and_they_are_shared(server: TestServer) {
     let mut client = server.login(&alice).await;
     client.run("SELECT box@alice.example").await;
     let add = client.run("STORE 1 +FLAGS (\\Flagged $Important)").await;
+    // A new keyword is announced before the FETCH that shows it (RFC 3501 7.2.6).
     assert_eq!(
         add.untagged,
-        vec!["* 1 FETCH (FLAGS (\\Flagged $Important \\Recent))"]
+        vec![
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important \\*)] Flags permitted",
+            "* 1 FETCH (FLAGS (\\Flagged $Important \\Recent))"
+        ]
     );
     let silent = client.run("STORE 1 +FLAGS.SILENT (\\Seen)").await;
     assert!(silent.untagged.is_empty() && silent.is_ok(), "{silent:?}");

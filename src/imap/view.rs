@@ -6,7 +6,8 @@
 //! at all. The view only learns of changes at points where the RFC allows
 //! them to be reported; EXPUNGE is held back during FETCH, STORE and SEARCH.
 
-use std::collections::HashMap;
+use std::collections::btree_map::Entry as Slot;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
@@ -14,29 +15,36 @@ use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use super::Services;
 use super::names::Name;
 use super::outcome::Failure;
-use super::response::{Code, Out};
+use super::response::{Code, Out, Status};
 use crate::directory::BanList;
 use crate::notify::Subscription;
 use crate::store::{MailboxId, MessageSummary};
+
+/// The flags every mailbox has (RFC 3501 2.3.2).
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// One message as the client knows it: 8 bytes, since an idle session keeps
 /// one per message of its mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub uid: u32,
-    /// The index of its flag list in the view's `FlagSets`, and `GONE`.
+    /// The index of its flag list in the view's `FlagSets`, `GONE` and `RECENT`.
     bits: u32,
 }
 
 /// Set in `Entry::bits` for a message gone from the store but not yet
 /// reported with EXPUNGE.
 const GONE: u32 = 1 << 31;
+/// Set in `Entry::bits` for a message that is \Recent in this session.
+const RECENT: u32 = 1 << 30;
+/// The bits of `Entry::bits` that hold the flag list's index.
+const FLAG_SET: u32 = RECENT - 1;
 
 impl Entry {
     fn new(uid: u32, flags: u32) -> Entry {
         Entry {
             uid,
-            bits: flags & !GONE,
+            bits: flags & FLAG_SET,
         }
     }
 
@@ -46,19 +54,27 @@ impl Entry {
     }
 
     fn set_expunged(&mut self, gone: bool) {
-        self.bits = if gone {
-            self.bits | GONE
+        self.set_bit(GONE, gone);
+    }
+
+    fn is_recent(&self) -> bool {
+        self.bits & RECENT != 0
+    }
+
+    fn set_bit(&mut self, bit: u32, on: bool) {
+        self.bits = if on {
+            self.bits | bit
         } else {
-            self.bits & !GONE
+            self.bits & !bit
         };
     }
 
     fn flag_set(&self) -> u32 {
-        self.bits & !GONE
+        self.bits & FLAG_SET
     }
 
     fn set_flag_set(&mut self, id: u32) {
-        self.bits = (self.bits & GONE) | (id & !GONE);
+        self.bits = (self.bits & !FLAG_SET) | (id & FLAG_SET);
     }
 }
 
@@ -78,8 +94,8 @@ impl FlagSets {
             return id;
         }
         // One id per distinct list in this mailbox: far fewer than messages,
-        // and 2^31 distinct lists would not fit in memory long before.
-        let id = u32::try_from(self.lists.len()).unwrap_or(GONE - 1);
+        // and 2^30 distinct lists would not fit in memory long before.
+        let id = u32::try_from(self.lists.len()).unwrap_or(FLAG_SET);
         let list: Box<[String]> = flags.into();
         self.lists.push(list.clone());
         self.ids.insert(list, id);
@@ -99,8 +115,14 @@ pub struct View {
     pub uidnext: u32,
     entries: Vec<Entry>,
     flag_sets: FlagSets,
-    /// UIDs from here on are \Recent in this session.
-    first_recent: u32,
+    /// The keywords the client was told of with FLAGS, by lower-case form:
+    /// a FETCH may show no other (RFC 3501 7.2.6).
+    keywords: BTreeMap<String, String>,
+    /// The UIDs this session last claimed as \Recent (RFC 3501 2.3.2): the
+    /// mailbox's unclaimed UIDs at that moment, some perhaps not seen yet.
+    claimed: std::ops::Range<u32>,
+    /// The mailbox's first unclaimed UID, as last read.
+    unclaimed_from: u32,
     owners: Vec<String>,
     subscription: Subscription,
     /// The ban list this view was filtered with; a new one means a refresh.
@@ -153,15 +175,6 @@ impl View {
     ) -> Result<View, Failure> {
         // Subscribe first: a change between loading and subscribing must not be lost.
         let subscription = services.store.hub().subscribe();
-        let first_recent = if read_only {
-            services
-                .store
-                .mailbox_state(&mailbox)
-                .await?
-                .map_or(1, |state| state.recent_uid)
-        } else {
-            services.store.claim_recent(&mailbox).await?
-        };
         let state = services
             .store
             .mailbox_state(&mailbox)
@@ -177,7 +190,7 @@ impl View {
             .filter(|summary| !is_hidden(&bans, summary))
             .map(|summary| Entry::new(summary.uid, flag_sets.intern(&summary.flags)))
             .collect();
-        Ok(View {
+        let mut view = View {
             owners: mailbox.owners(),
             mailbox,
             name,
@@ -186,11 +199,69 @@ impl View {
             uidnext: state.uidnext,
             entries,
             flag_sets,
-            first_recent,
+            keywords: BTreeMap::new(),
+            claimed: 0..0,
+            unclaimed_from: state.recent_uid,
             subscription,
             bans,
             pending: false,
-        })
+        };
+        // After the messages were read, so that the claim covers them all.
+        view.take_recent(services).await?;
+        let lists: Vec<Box<[String]>> = view.flag_sets.lists.clone();
+        for list in &lists {
+            view.learn_keywords(list);
+        }
+        Ok(view)
+    }
+
+    /// Adds the keywords among `flags` to those announced; whether any was new.
+    fn learn_keywords(&mut self, flags: &[String]) -> bool {
+        let mut learned = false;
+        for flag in flags.iter().filter(|f| !f.starts_with('\\')) {
+            if let Slot::Vacant(slot) = self.keywords.entry(flag.to_ascii_lowercase()) {
+                slot.insert(flag.clone());
+                learned = true;
+            }
+        }
+        learned
+    }
+
+    /// Before a response shows these flag lists: tells the client of the
+    /// keywords it has not been told of (RFC 3501 7.2.6, RFC 9051 7.3.5).
+    pub fn announce_keywords<'a>(
+        &mut self,
+        lists: impl IntoIterator<Item = &'a [String]>,
+        out: &mut Out<'_>,
+    ) {
+        let mut learned = false;
+        for flags in lists {
+            learned |= self.learn_keywords(flags);
+        }
+        if learned {
+            self.announce_flags(out);
+        }
+    }
+
+    /// FLAGS and PERMANENTFLAGS: the system flags and the mailbox's keywords.
+    pub fn announce_flags(&self, out: &mut Out<'_>) {
+        let mut flags = SYSTEM_FLAGS.to_owned();
+        for keyword in self.keywords.values() {
+            flags.push(' ');
+            flags.push_str(keyword);
+        }
+        out.untagged(&format!("FLAGS ({flags})"));
+        let (permanent, text) = if self.read_only {
+            (String::new(), "No permanent flags permitted")
+        } else {
+            (format!("{flags} \\*"), "Flags permitted")
+        };
+        out.status(
+            None,
+            Status::Ok,
+            Some(&Code::PermanentFlags(permanent)),
+            text,
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -221,15 +292,15 @@ impl View {
             .any(|f| f.eq_ignore_ascii_case(flag))
     }
 
+    /// Whether the message is \Recent in this session: it is the first
+    /// session to have been told of it (RFC 3501 2.3.2).
     pub fn is_recent(&self, uid: u32) -> bool {
-        uid >= self.first_recent
+        self.index_of_uid(uid)
+            .is_some_and(|index| self.entries[index].is_recent())
     }
 
     pub fn recent_count(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| self.is_recent(e.uid))
-            .count()
+        self.entries.iter().filter(|e| e.is_recent()).count()
     }
 
     /// UIDs the client learned from COPYUID or APPENDUID may be newer than
@@ -338,6 +409,7 @@ impl View {
         match services.store.mailbox_state(&self.mailbox).await? {
             Some(state) if state.uidvalidity == self.uidvalidity && !banned => {
                 self.uidnext = state.uidnext;
+                self.unclaimed_from = state.recent_uid;
                 Ok(Freshness::Current)
             }
             _ => Ok(Freshness::Gone),
@@ -374,6 +446,10 @@ impl View {
         if allow_expunge {
             self.report_expunged(out);
         }
+        let max = self.max_uid();
+        // Keywords first: the FETCHes and the new messages below may show them.
+        let lists: HashSet<&[String]> = visible.values().map(|s| s.flags.as_slice()).collect();
+        self.announce_keywords(lists, out);
         for (index, entry) in self.entries.iter_mut().enumerate() {
             if let Some(summary) = visible.get(&entry.uid)
                 && summary.flags.as_slice() != self.flag_sets.get(entry.flag_set())
@@ -383,13 +459,12 @@ impl View {
                     "{} FETCH (UID {} FLAGS ({}))",
                     index + 1,
                     entry.uid,
-                    flag_list(&summary.flags, entry.uid >= self.first_recent)
+                    flag_list(&summary.flags, entry.is_recent())
                 ));
             }
         }
         // New messages only ever come after the last one the client knows; a
         // message that reappears (a ban lifted) waits for the next SELECT.
-        let max = self.max_uid();
         let before = self.entries.len();
         let mut new: Vec<&&MessageSummary> = visible.values().filter(|s| s.uid > max).collect();
         new.sort_by_key(|s| s.uid);
@@ -398,10 +473,38 @@ impl View {
             self.entries.push(Entry::new(summary.uid, flags));
         }
         if self.entries.len() > before {
+            self.take_recent(services).await?;
             out.untagged(&format!("{} EXISTS", self.entries.len()));
             out.untagged(&format!("{} RECENT", self.recent_count()));
         }
         Ok(Freshness::Current)
+    }
+
+    /// Marks \Recent the messages this session is the first to be told of
+    /// (RFC 3501 2.3.2): those it claimed before, and, when the view holds
+    /// messages nobody has claimed, those it claims now. An EXAMINE claims
+    /// nothing and shows what nobody has claimed.
+    async fn take_recent(&mut self, services: &Services) -> Result<(), Failure> {
+        let newest = self.max_uid();
+        let unclaimed = self.unclaimed_from.max(self.claimed.end);
+        if unclaimed <= newest {
+            if self.read_only {
+                self.claimed = unclaimed..u32::MAX;
+            } else {
+                self.claimed = services.store.claim_recent(&self.mailbox).await?;
+                self.unclaimed_from = self.claimed.end;
+            }
+        }
+        let claimed = self.claimed.clone();
+        for entry in self.entries.iter_mut().rev() {
+            if entry.uid < claimed.start {
+                break;
+            }
+            if claimed.contains(&entry.uid) {
+                entry.set_bit(RECENT, true);
+            }
+        }
+        Ok(())
     }
 
     /// Reports messages found gone, highest sequence number first.

@@ -295,9 +295,9 @@ pub trait MailStore: Send + Sync {
     async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>>;
     /// Copies messages to another mailbox, flags included.
     async fn copy(&self, from: &MailboxId, uids: &[u32], to: &MailboxId) -> StoreResult<Copied>;
-    /// Marks everything up to UIDNEXT as no longer \Recent for later sessions;
-    /// returns the first UID that is \Recent for this one.
-    async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<u32>;
+    /// Claims for one session the UIDs nobody has claimed, up to UIDNEXT:
+    /// they are \Recent in that session and in no other (RFC 3501 2.3.2).
+    async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<std::ops::Range<u32>>;
     /// The hub this store announces changes on.
     fn hub(&self) -> &crate::notify::Hub;
     /// Whether every change, whoever makes it, reaches the hub. When it does

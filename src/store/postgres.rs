@@ -57,6 +57,14 @@ impl Dialect for Postgres {
         result.rows_affected()
     }
 
+    /// `serialization_failure` and `deadlock_detected`.
+    fn is_conflict(error: &sqlx::Error) -> bool {
+        error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "40001" || code == "40P01")
+    }
+
     /// The core's statements are PostgreSQL already.
     fn sql(statement: Cow<'static, str>) -> AssertSqlSafe<Cow<'static, str>> {
         AssertSqlSafe(statement)

@@ -55,6 +55,9 @@ pub trait Dialect: Database + Sized {
     fn time(at: DateTime<Utc>) -> Self::Time;
     fn utc(stored: Self::Time) -> Option<DateTime<Utc>>;
     fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// Whether the database gave a transaction up over a conflict with
+    /// another writer, so that running it again may succeed.
+    fn is_conflict(error: &sqlx::Error) -> bool;
 
     /// A statement written in PostgreSQL's syntax, in this database's.
     fn sql(statement: Cow<'static, str>) -> AssertSqlSafe<Cow<'static, str>>;
@@ -81,6 +84,36 @@ pub trait Dialect: Database + Sized {
         pool: &Pool<Self>,
         caches: &[(String, ParseCache)],
     ) -> StoreResult<()>;
+}
+
+/// How many times a write transaction is run again after the database gave
+/// it up over a conflict with another writer.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// Runs a write transaction again when the database gave it up to resolve a
+/// conflict with another writer (a deadlock or a serialization failure): a
+/// client never sees a lock conflict (docs/ARCHITECTURE.md, Storage). The
+/// attempts wait a little, at random, so that the writers do not meet again.
+async fn retrying<D, T, F, Fut>(mut attempt: F) -> StoreResult<T>
+where
+    D: Dialect,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut retries = 0;
+    loop {
+        match attempt().await {
+            Err(StoreError::Database(error))
+                if retries < CONFLICT_RETRIES && D::is_conflict(&error) =>
+            {
+                retries += 1;
+                let pause = rand::random_range(1..=5 * u64::from(retries));
+                tracing::debug!(%error, retries, "write conflict; running the transaction again");
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A statement in `D`'s spelling.
@@ -198,6 +231,88 @@ where
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(user_from_row::<D>))
+    }
+
+    /// COPY's transaction, which `copy` runs again after a lock conflict.
+    async fn copy_once(
+        &self,
+        from: &MailboxId,
+        uids: &[u32],
+        to: &MailboxId,
+    ) -> StoreResult<Copied> {
+        let (owner, name) = from.binds();
+        let (target_owner, target_name) = to.key();
+        let (uid, filter) = from.scope();
+        let mut tx = D::begin_write(&self.pool).await?;
+        // With the target's counters locked, no other writer numbers messages
+        // in it before this commits: the copies are the rows from `first` on.
+        let (uidvalidity, first) = Self::lock_state(&mut tx, target_owner, target_name).await?;
+        // Mail to an address also takes a UID in its owner's unified INBOX:
+        // that state row is locked next, as the insert trigger takes them,
+        // before any message (docs/ARCHITECTURE.md, Storage).
+        if let Some(user) = to.address_user() {
+            Self::lock_state(&mut tx, user, "INBOX").await?;
+        }
+        // The sources stay locked too, so the copy sees exactly these.
+        let sources: Vec<(i64,)> = sqlx::query_as(sql::<D>(format!(
+            "SELECT {uid} FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE"
+        )))
+        .bind(owner)
+        .bind(name)
+        .bind(D::uid_list(uids))
+        .fetch_all(&mut *tx)
+        .await?;
+        // Rows are inserted in source UID order and the trigger numbers them
+        // in insertion order, so the two sorted lists pair up.
+        sqlx::query(sql::<D>(format!(
+            "INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs, timestamp,
+                                 flags, size, raw, imap_size, envelope, bodystructure, body_basic)
+             SELECT $4, $5, subject, body, html, from_addr, to_addrs, timestamp, flags, size, raw,
+                    imap_size, envelope, bodystructure, body_basic
+             FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}"
+        )))
+        .bind(owner)
+        .bind(name)
+        .bind(D::uid_list(uids))
+        .bind(target_owner)
+        .bind(target_name)
+        .execute(&mut *tx)
+        .await?;
+        let created: Vec<(i64, Option<String>)> = sqlx::query_as(sql::<D>(
+            "SELECT uid, inbox_owner::text FROM emails
+             WHERE mailbox_owner = $1 AND mailbox = $2 AND uid >= $3 ORDER BY uid",
+        ))
+        .bind(target_owner)
+        .bind(target_name)
+        .bind(first)
+        .fetch_all(&mut *tx)
+        .await?;
+        if created.len() != sources.len() {
+            return Err(StoreError::Corrupt(format!(
+                "copied {} messages into {} rows",
+                sources.len(),
+                created.len()
+            )));
+        }
+        if !created
+            .iter()
+            .all(|(_, viewer)| to.holds(viewer.as_deref()))
+        {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        let mut owners = vec![target_owner.to_owned()];
+        owners.extend(created.iter().filter_map(|(_, viewer)| viewer.clone()));
+        self.announce(owners);
+        let pairs = sources
+            .into_iter()
+            .zip(created)
+            .map(|((source,), (new, _))| Ok((to_u32(source, "uid")?, to_u32(new, "uid")?)))
+            .collect::<StoreResult<_>>()?;
+        Ok(Copied {
+            uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
+            pairs,
+        })
     }
 
     /// The owners to announce a change to, once each.
@@ -695,37 +810,45 @@ where
     ) -> StoreResult<Vec<(u32, Vec<String>)>> {
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
-        let mut tx = D::begin_write(&self.pool).await?;
-        let rows: Vec<(String, i64, Option<D::Flags>, String, Option<String>)> =
-            sqlx::query_as(sql::<D>(format!(
-                "SELECT id::text, {uid}, flags, mailbox_owner, inbox_owner::text FROM emails
-                 WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE"
-            )))
-            .bind(owner)
-            .bind(name)
-            .bind(D::uid_list(uids))
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut result = Vec::with_capacity(rows.len());
-        let (mut changes, mut owners) = (Vec::new(), Vec::new());
-        for (id, uid, current, mailbox_owner, inbox_owner) in rows {
-            let current = current.map(D::flag_list).unwrap_or_default();
-            let updated = change.apply(&current, flags);
-            if updated != current {
-                changes.push((id, updated.clone()));
-                owners.push(mailbox_owner);
-                owners.extend(inbox_owner);
-            }
-            result.push((to_u32(uid, "uid")?, updated));
-        }
-        if !changes.is_empty() {
+        retrying::<D, _, _, _>(|| async move {
+            let mut tx = D::begin_write(&self.pool).await?;
+            // The lock order: the mailbox's state row, then its messages in
+            // UID order (docs/ARCHITECTURE.md, Storage).
             let modseq = Self::bump_modseq(&mut tx, mailbox).await?;
+            let rows: Vec<(String, i64, Option<D::Flags>, String, Option<String>)> =
+                sqlx::query_as(sql::<D>(format!(
+                    "SELECT id::text, {uid}, flags, mailbox_owner, inbox_owner::text FROM emails
+                     WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE"
+                )))
+                .bind(owner)
+                .bind(name)
+                .bind(D::uid_list(uids))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut result = Vec::with_capacity(rows.len());
+            let (mut changes, mut owners) = (Vec::new(), Vec::new());
+            for (id, uid, current, mailbox_owner, inbox_owner) in rows {
+                let current = current.map(D::flag_list).unwrap_or_default();
+                let updated = change.apply(&current, flags);
+                if updated != current {
+                    changes.push((id, updated.clone()));
+                    owners.push(mailbox_owner);
+                    owners.extend(inbox_owner);
+                }
+                result.push((to_u32(uid, "uid")?, updated));
+            }
+            if changes.is_empty() {
+                // Nothing changed: nor does the MODSEQ, and nothing waits for the disk.
+                tx.rollback().await?;
+                return Ok(result);
+            }
             D::write_flags(&mut tx, &changes, modseq).await?;
             D::notify(&mut tx, &owners).await?;
-        }
-        tx.commit().await?;
-        self.announce(owners);
-        Ok(result)
+            tx.commit().await?;
+            self.announce(owners);
+            Ok(result)
+        })
+        .await
     }
 
     async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>> {
@@ -734,122 +857,70 @@ where
         }
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
-        let mut tx = D::begin_write(&self.pool).await?;
-        // The delete trigger notifies other processes.
-        let removed: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql::<D>(format!(
-            "DELETE FROM emails WHERE {filter} AND {uid} = ANY($3)
-             RETURNING {uid}, mailbox_owner, inbox_owner::text"
-        )))
-        .bind(owner)
-        .bind(name)
-        .bind(D::uid_list(uids))
-        .fetch_all(&mut *tx)
-        .await?;
-        if !removed.is_empty() {
+        retrying::<D, _, _, _>(|| async move {
+            let mut tx = D::begin_write(&self.pool).await?;
+            // The state row, then the messages in UID order (the subquery
+            // locks them as it reads them); the delete trigger notifies
+            // other processes.
             Self::bump_modseq(&mut tx, mailbox).await?;
-        }
-        tx.commit().await?;
-        let mut owners = Vec::new();
-        let mut uids = Vec::with_capacity(removed.len());
-        for (uid, mailbox_owner, inbox_owner) in removed {
-            uids.push(to_u32(uid, "uid")?);
-            owners.push(mailbox_owner);
-            owners.extend(inbox_owner);
-        }
-        self.announce(owners);
-        uids.sort_unstable();
-        Ok(uids)
+            let removed: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql::<D>(format!(
+                "DELETE FROM emails WHERE id IN (
+                     SELECT id FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE)
+                 RETURNING {uid}, mailbox_owner, inbox_owner::text"
+            )))
+            .bind(owner)
+            .bind(name)
+            .bind(D::uid_list(uids))
+            .fetch_all(&mut *tx)
+            .await?;
+            if removed.is_empty() {
+                tx.rollback().await?;
+                return Ok(Vec::new());
+            }
+            tx.commit().await?;
+            let mut owners = Vec::new();
+            let mut uids = Vec::with_capacity(removed.len());
+            for (uid, mailbox_owner, inbox_owner) in removed {
+                uids.push(to_u32(uid, "uid")?);
+                owners.push(mailbox_owner);
+                owners.extend(inbox_owner);
+            }
+            self.announce(owners);
+            uids.sort_unstable();
+            Ok(uids)
+        })
+        .await
     }
 
     async fn copy(&self, from: &MailboxId, uids: &[u32], to: &MailboxId) -> StoreResult<Copied> {
-        let (owner, name) = from.binds();
-        let (target_owner, target_name) = to.key();
-        let (uid, filter) = from.scope();
-        let mut tx = D::begin_write(&self.pool).await?;
-        // With the target's counters locked, no other writer numbers messages
-        // in it before this commits: the copies are the rows from `first` on.
-        let (uidvalidity, first) = Self::lock_state(&mut tx, target_owner, target_name).await?;
-        // The sources stay locked too, so the copy sees exactly these.
-        let sources: Vec<(i64,)> = sqlx::query_as(sql::<D>(format!(
-            "SELECT {uid} FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE"
-        )))
-        .bind(owner)
-        .bind(name)
-        .bind(D::uid_list(uids))
-        .fetch_all(&mut *tx)
-        .await?;
-        // Rows are inserted in source UID order and the trigger numbers them
-        // in insertion order, so the two sorted lists pair up.
-        sqlx::query(sql::<D>(format!(
-            "INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs, timestamp,
-                                 flags, size, raw, imap_size, envelope, bodystructure, body_basic)
-             SELECT $4, $5, subject, body, html, from_addr, to_addrs, timestamp, flags, size, raw,
-                    imap_size, envelope, bodystructure, body_basic
-             FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}"
-        )))
-        .bind(owner)
-        .bind(name)
-        .bind(D::uid_list(uids))
-        .bind(target_owner)
-        .bind(target_name)
-        .execute(&mut *tx)
-        .await?;
-        let created: Vec<(i64, Option<String>)> = sqlx::query_as(sql::<D>(
-            "SELECT uid, inbox_owner::text FROM emails
-             WHERE mailbox_owner = $1 AND mailbox = $2 AND uid >= $3 ORDER BY uid",
-        ))
-        .bind(target_owner)
-        .bind(target_name)
-        .bind(first)
-        .fetch_all(&mut *tx)
-        .await?;
-        if created.len() != sources.len() {
-            return Err(StoreError::Corrupt(format!(
-                "copied {} messages into {} rows",
-                sources.len(),
-                created.len()
-            )));
-        }
-        if !created
-            .iter()
-            .all(|(_, viewer)| to.holds(viewer.as_deref()))
-        {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await?;
-        let mut owners = vec![target_owner.to_owned()];
-        owners.extend(created.iter().filter_map(|(_, viewer)| viewer.clone()));
-        self.announce(owners);
-        let pairs = sources
-            .into_iter()
-            .zip(created)
-            .map(|((source,), (new, _))| Ok((to_u32(source, "uid")?, to_u32(new, "uid")?)))
-            .collect::<StoreResult<_>>()?;
-        Ok(Copied {
-            uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
-            pairs,
-        })
+        retrying::<D, _, _, _>(|| self.copy_once(from, uids, to)).await
     }
 
-    async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<u32> {
+    async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<std::ops::Range<u32>> {
         let (owner, name) = mailbox.key();
         let mut tx = D::begin_write(&self.pool).await?;
-        let row: Option<(i64,)> = sqlx::query_as(sql::<D>(
-            "SELECT recent_uid FROM mailbox_state WHERE owner = $1 AND name = $2 FOR UPDATE",
+        let row: Option<(i64, i64)> = sqlx::query_as(sql::<D>(
+            "SELECT recent_uid, uidnext FROM mailbox_state WHERE owner = $1 AND name = $2 FOR UPDATE",
         ))
         .bind(owner)
         .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
-        sqlx::query(sql::<D>(
-            "UPDATE mailbox_state SET recent_uid = uidnext WHERE owner = $1 AND name = $2",
-        ))
-        .bind(owner)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        let Some((from, to)) = row else {
+            return Ok(1..1);
+        };
+        if from < to {
+            sqlx::query(sql::<D>(
+                "UPDATE mailbox_state SET recent_uid = $3 WHERE owner = $1 AND name = $2",
+            ))
+            .bind(owner)
+            .bind(name)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        to_u32(row.map_or(1, |(uid,)| uid), "recent_uid")
+        Ok(to_u32(from, "recent_uid")?..to_u32(to, "uidnext")?)
     }
 
     fn hub(&self) -> &Hub {

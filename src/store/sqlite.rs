@@ -74,6 +74,16 @@ impl Dialect for Sqlite {
         result.rows_affected()
     }
 
+    /// `SQLITE_BUSY` and `SQLITE_LOCKED` (and their extended codes) after
+    /// the busy timeout: the database lock stayed taken.
+    fn is_conflict(error: &sqlx::Error) -> bool {
+        error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .and_then(|code| code.parse::<u32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+    }
+
     fn sql(statement: Cow<'static, str>) -> AssertSqlSafe<Cow<'static, str>> {
         AssertSqlSafe(Cow::Owned(adapt(&statement)))
     }

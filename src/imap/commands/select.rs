@@ -1,8 +1,6 @@
 //! SELECT, EXAMINE, CLOSE, UNSELECT (RFC 3691), CHECK, and the NOOP of the
 //! selected state (RFC 3501 6.3.1-6.3.2, 6.4.1-6.4.2).
 
-use std::collections::BTreeSet;
-
 use imap_types::mailbox::Mailbox;
 
 use crate::directory::Account;
@@ -11,8 +9,6 @@ use crate::imap::names;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
 use crate::imap::view::View;
-
-const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// Opens the mailbox and announces it. The caller has already left the
 /// selected state: a failed SELECT leaves no mailbox selected (RFC 3501
@@ -28,35 +24,7 @@ pub async fn select(
     let resolved = names::resolve_readable(services, account, &name).await?;
     let view = View::open(services, resolved.id, resolved.name, read_only).await?;
 
-    let keywords: BTreeSet<&str> = view
-        .entries()
-        .iter()
-        .flat_map(|e| view.flags(e).iter())
-        .filter(|f| !f.starts_with('\\'))
-        .map(String::as_str)
-        .collect();
-    let mut flags = SYSTEM_FLAGS.to_owned();
-    for keyword in &keywords {
-        flags.push(' ');
-        flags.push_str(keyword);
-    }
-    out.untagged(&format!("FLAGS ({flags})"));
-    let permanent = if read_only {
-        String::new()
-    } else {
-        format!("{flags} \\*")
-    };
-    let permanent_text = if read_only {
-        "No permanent flags permitted"
-    } else {
-        "Flags permitted"
-    };
-    out.status(
-        None,
-        crate::imap::response::Status::Ok,
-        Some(&Code::PermanentFlags(permanent)),
-        permanent_text,
-    );
+    view.announce_flags(out);
     out.untagged(&format!("{} EXISTS", view.len()));
     out.untagged(&format!("{} RECENT", view.recent_count()));
     if let Some(first_unseen) = view

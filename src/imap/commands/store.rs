@@ -54,6 +54,7 @@ pub async fn store(
         .store
         .change_flags(&view.mailbox, &uids, change, &flags)
         .await?;
+    view.announce_keywords(updated.iter().map(|(_, flags)| flags.as_slice()), out);
     for (uid, flags) in updated {
         view.set_flags(uid, &flags);
         if *response == StoreResponse::Answer

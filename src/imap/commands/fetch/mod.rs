@@ -100,7 +100,7 @@ async fn mark_seen(
 /// Loads what the items need in bounded batches and answers each message.
 async fn answer_in_batches(
     services: &Services,
-    view: &View,
+    view: &mut View,
     items: &[Item],
     messages: &mut [MessageData],
     report_seen: &HashSet<u32>,
@@ -120,6 +120,9 @@ async fn answer_in_batches(
         }
         if needs.parse {
             parse_uncached(services, batch).await;
+        }
+        if items.contains(&Item::Flags) || !report_seen.is_empty() {
+            view.announce_keywords(batch.iter().map(|m| m.flags.as_slice()), out);
         }
         for message in batch.iter_mut() {
             let Some(index) = view.index_of_uid(message.uid) else {
