@@ -85,25 +85,22 @@ impl Dialect for Postgres {
         Ok(pool.begin().await?)
     }
 
+    /// One round trip: both statements go as one simple query.
     async fn begin_unsynced(pool: &Pool<Postgres>) -> StoreResult<Tx> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit TO OFF")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        Ok(pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
+            .await?)
     }
 
-    /// Sent at commit, once per owner.
+    /// Sent at commit, once per owner, in one statement.
     async fn notify(tx: &mut Tx, owners: &[String]) -> StoreResult<()> {
-        let mut owners: Vec<&String> = owners.iter().collect();
-        owners.sort();
+        let mut owners: Vec<&str> = owners.iter().map(String::as_str).collect();
+        owners.sort_unstable();
         owners.dedup();
-        for owner in owners {
-            sqlx::query("SELECT pg_notify('imap_changes', $1)")
-                .bind(owner)
-                .execute(&mut **tx)
-                .await?;
-        }
+        sqlx::query("SELECT pg_notify('imap_changes', owner) FROM unnest($1::text[]) AS owner")
+            .bind(&owners)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 

@@ -66,8 +66,9 @@ pub trait Dialect: Database + Sized {
     async fn connect(url: &str, max_connections: u32) -> StoreResult<Pool<Self>>;
     /// Begins a transaction that will write.
     async fn begin_write(pool: &Pool<Self>) -> StoreResult<Transaction<'static, Self>>;
-    /// Begins a write whose loss in a crash is harmless, so its commit need
-    /// not wait for the disk.
+    /// Begins a write that a crash may lose but never tear, so its commit
+    /// need not wait for the disk: flag changes and expunges (the durability
+    /// contract in docs/ARCHITECTURE.md, Storage).
     async fn begin_unsynced(pool: &Pool<Self>) -> StoreResult<Transaction<'static, Self>>;
     /// Tells other processes, at commit, that these owners' mailboxes changed
     /// in ways no trigger announces (flag changes).
@@ -811,7 +812,7 @@ where
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         retrying::<D, _, _, _>(|| async move {
-            let mut tx = D::begin_write(&self.pool).await?;
+            let mut tx = D::begin_unsynced(&self.pool).await?;
             // The lock order: the mailbox's state row, then its messages in
             // UID order (docs/ARCHITECTURE.md, Storage).
             let modseq = Self::bump_modseq(&mut tx, mailbox).await?;
@@ -858,7 +859,7 @@ where
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         retrying::<D, _, _, _>(|| async move {
-            let mut tx = D::begin_write(&self.pool).await?;
+            let mut tx = D::begin_unsynced(&self.pool).await?;
             // The state row, then the messages in UID order (the subquery
             // locks them as it reads them); the delete trigger notifies
             // other processes.
