@@ -337,6 +337,70 @@ async fn list_shows_only_the_customers_own_mailboxes_with_attributes(server: Tes
     assert!(client.run("LSUB \"\" Junk").await.has_untagged("\"Junk\""));
 }
 
+/// RFC 3501 6.3.9: with `%`, a level that is not subscribed but has a
+/// subscribed name below it, at any depth, is answered as `\Noselect`; `*`
+/// and a pattern without `%` answer subscribed names only.
+async fn lsub_percent_answers_unsubscribed_parents_as_noselect(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let mut client = server.login(&alice).await;
+    for folder in ["a/b/c", "box/parent/child/leaf"] {
+        assert!(client.run(&format!("CREATE {folder}")).await.is_ok());
+    }
+    for parent in ["a", "a/b", "box", "box/parent", "box/parent/child"] {
+        assert!(client.run(&format!("UNSUBSCRIBE {parent}")).await.is_ok());
+    }
+    let cases: [(&str, &[&str]); 10] = [
+        ("\"a/%\"", &["* LSUB (\\Noselect) \"/\" \"a/b\""]),
+        ("\"a/b/%\"", &["* LSUB (\\HasNoChildren) \"/\" \"a/b/c\""]),
+        ("\"a*\"", &["* LSUB (\\HasNoChildren) \"/\" \"a/b/c\""]),
+        (
+            "\"%/%\"",
+            &[
+                "* LSUB (\\Noselect) \"/\" \"a/b\"",
+                "* LSUB (\\Noselect) \"/\" \"box/parent\"",
+            ],
+        ),
+        ("\"box/%\"", &["* LSUB (\\Noselect) \"/\" \"box/parent\""]),
+        (
+            "\"box/%/%\"",
+            &["* LSUB (\\Noselect) \"/\" \"box/parent/child\""],
+        ),
+        (
+            "\"box/*\"",
+            &["* LSUB (\\HasNoChildren) \"/\" \"box/parent/child/leaf\""],
+        ),
+        // Without `%` an unsubscribed level is not answered at all.
+        ("\"a/b\"", &[]),
+        ("\"*b\"", &[]),
+        ("\"a/%/x\"", &[]),
+    ];
+    for (pattern, expected) in cases {
+        let lsub = client.run(&format!("LSUB \"\" {pattern}")).await;
+        assert!(lsub.is_ok(), "{pattern}: {lsub:?}");
+        assert_eq!(lsub.untagged, expected, "LSUB {pattern}");
+    }
+    let top = client.run("LSUB \"\" %").await;
+    for expected in [
+        "* LSUB (\\Noselect) \"/\" \"a\"",
+        "* LSUB (\\Noselect) \"/\" \"box\"",
+    ] {
+        assert!(
+            top.untagged.iter().any(|l| l == expected),
+            "{expected}: {top:?}"
+        );
+    }
+    let all = client.run("LSUB \"\" *").await;
+    assert!(!all.has_untagged("\"a/b\""), "{all:?}");
+    assert!(!all.has_untagged("Noselect"), "{all:?}");
+    // LIST is unchanged: every level, subscribed or not.
+    let list = client.run("LIST \"\" \"a/%\"").await;
+    assert_eq!(list.untagged, vec!["* LIST (\\HasChildren) \"/\" \"a/b\""]);
+    // Subscribed again, the level answers for itself.
+    assert!(client.run("SUBSCRIBE a/b").await.is_ok());
+    let lsub = client.run("LSUB \"\" \"a/%\"").await;
+    assert_eq!(lsub.untagged, vec!["* LSUB (\\HasChildren) \"/\" \"a/b\""]);
+}
+
 async fn another_customers_address_looks_like_nothing_at_all(server: TestServer) {
     let alice = customer(&server, "alice@example.com", "alice.example").await;
     let bob = customer(&server, "bob@example.com", "bob.example").await;
@@ -431,6 +495,7 @@ on_both_backends!(
     a_folder_created_again_gets_a_new_uidvalidity,
     inbox_and_addresses_cannot_be_deleted_or_renamed_wrongly,
     list_shows_only_the_customers_own_mailboxes_with_attributes,
+    lsub_percent_answers_unsubscribed_parents_as_noselect,
     another_customers_address_looks_like_nothing_at_all,
     status_counts_only_visible_mail,
     a_banned_address_cannot_be_opened,
