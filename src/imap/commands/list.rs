@@ -48,12 +48,17 @@ pub async fn list(
         "LIST completed"
     };
     let reference = match reference {
-        Mailbox::Inbox => "INBOX".to_owned(),
-        Mailbox::Other(other) => decode(other.as_ref())?,
+        Mailbox::Inbox => Ok("INBOX".to_owned()),
+        Mailbox::Other(other) => utf7::decode(other.as_ref()),
     };
     let pattern = match pattern {
-        ListMailbox::Token(token) => decode(token.as_ref())?,
-        ListMailbox::String(string) => decode(string.as_ref())?,
+        ListMailbox::Token(token) => utf7::decode(token.as_ref()),
+        ListMailbox::String(string) => utf7::decode(string.as_ref()),
+    };
+    let (Ok(reference), Ok(pattern)) = (reference, pattern) else {
+        // Every name is listed in modified UTF-7 (RFC 3501 5.1.3), so text
+        // that is not cannot match one: no names, and no error either.
+        return Ok(Done::ok(done));
     };
     if pattern.is_empty() {
         // The hierarchy delimiter and root (RFC 3501 6.3.8).
@@ -79,10 +84,6 @@ pub async fn list(
         ));
     }
     Ok(Done::ok(done))
-}
-
-fn decode(wire: &[u8]) -> Result<String, Failure> {
-    utf7::decode(wire).map_err(|_| Failure::bad("Mailbox name is not valid modified UTF-7"))
 }
 
 /// The hierarchy: every mailbox plus the implied levels above folders.
