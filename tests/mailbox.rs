@@ -337,6 +337,139 @@ async fn list_shows_only_the_customers_own_mailboxes_with_attributes(server: Tes
     assert!(client.run("LSUB \"\" Junk").await.has_untagged("\"Junk\""));
 }
 
+/// RFC 3501 6.3.9: with `%`, a level that is not subscribed but has a
+/// subscribed name below it, at any depth, is answered as `\Noselect`; `*`
+/// and a pattern without `%` answer subscribed names only.
+async fn lsub_percent_answers_unsubscribed_parents_as_noselect(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let mut client = server.login(&alice).await;
+    for folder in ["a/b/c", "box/parent/child/leaf"] {
+        assert!(client.run(&format!("CREATE {folder}")).await.is_ok());
+    }
+    for parent in ["a", "a/b", "box", "box/parent", "box/parent/child"] {
+        assert!(client.run(&format!("UNSUBSCRIBE {parent}")).await.is_ok());
+    }
+    let cases: [(&str, &[&str]); 10] = [
+        ("\"a/%\"", &["* LSUB (\\Noselect) \"/\" \"a/b\""]),
+        ("\"a/b/%\"", &["* LSUB (\\HasNoChildren) \"/\" \"a/b/c\""]),
+        ("\"a*\"", &["* LSUB (\\HasNoChildren) \"/\" \"a/b/c\""]),
+        (
+            "\"%/%\"",
+            &[
+                "* LSUB (\\Noselect) \"/\" \"a/b\"",
+                "* LSUB (\\Noselect) \"/\" \"box/parent\"",
+            ],
+        ),
+        ("\"box/%\"", &["* LSUB (\\Noselect) \"/\" \"box/parent\""]),
+        (
+            "\"box/%/%\"",
+            &["* LSUB (\\Noselect) \"/\" \"box/parent/child\""],
+        ),
+        (
+            "\"box/*\"",
+            &["* LSUB (\\HasNoChildren) \"/\" \"box/parent/child/leaf\""],
+        ),
+        // Without `%` an unsubscribed level is not answered at all.
+        ("\"a/b\"", &[]),
+        ("\"*b\"", &[]),
+        ("\"a/%/x\"", &[]),
+    ];
+    for (pattern, expected) in cases {
+        let lsub = client.run(&format!("LSUB \"\" {pattern}")).await;
+        assert!(lsub.is_ok(), "{pattern}: {lsub:?}");
+        assert_eq!(lsub.untagged, expected, "LSUB {pattern}");
+    }
+    let top = client.run("LSUB \"\" %").await;
+    for expected in [
+        "* LSUB (\\Noselect) \"/\" \"a\"",
+        "* LSUB (\\Noselect) \"/\" \"box\"",
+    ] {
+        assert!(
+            top.untagged.iter().any(|l| l == expected),
+            "{expected}: {top:?}"
+        );
+    }
+    let all = client.run("LSUB \"\" *").await;
+    assert!(!all.has_untagged("\"a/b\""), "{all:?}");
+    assert!(!all.has_untagged("Noselect"), "{all:?}");
+    // LIST is unchanged: every level, subscribed or not.
+    let list = client.run("LIST \"\" \"a/%\"").await;
+    assert_eq!(list.untagged, vec!["* LIST (\\HasChildren) \"/\" \"a/b\""]);
+    // Subscribed again, the level answers for itself.
+    assert!(client.run("SUBSCRIBE a/b").await.is_ok());
+    let lsub = client.run("LSUB \"\" \"a/%\"").await;
+    assert_eq!(lsub.untagged, vec!["* LSUB (\\HasChildren) \"/\" \"a/b\""]);
+}
+
+/// RFC 3501 5.1.3: a quoted name with `&` runs that are not modified UTF-7
+/// is well-formed IMAP that names nothing. It is answered as an unknown
+/// mailbox (or, for a new name, one that cannot be made), never BAD; real
+/// grammar errors stay BAD.
+async fn names_that_are_not_modified_utf7_are_unknown_mailboxes(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let mut client = server.login(&alice).await;
+    assert!(client.run("CREATE Temp").await.is_ok());
+    assert!(client.run("APPEND INBOX {5+}\r\nHi!\r\n").await.is_ok());
+    // COPY and MOVE first: a failed SELECT leaves no mailbox selected.
+    let refusals: [(&[&str], &str); 3] = [
+        (
+            &[
+                "APPEND {} {5+}\r\nHi!\r\n",
+                "COPY 1 {}",
+                "MOVE 1 {}",
+                "UID COPY 1 {}",
+            ],
+            "NO [TRYCREATE] No such mailbox",
+        ),
+        (
+            &[
+                "SELECT {}",
+                "EXAMINE {}",
+                "STATUS {} (MESSAGES)",
+                "DELETE {}",
+                "RENAME {} Other",
+                "SUBSCRIBE {}",
+                "UNSUBSCRIBE {}",
+            ],
+            "NO [NONEXISTENT] No such mailbox",
+        ),
+        (
+            &["CREATE {}", "RENAME Temp {}"],
+            "NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 5.1.3)",
+        ),
+    ];
+    for name in ["\"!#$&'+,-.0123456789:;<=>?@^_`|[}\"", "\"bad&name\""] {
+        client.run("SELECT INBOX").await;
+        for (commands, expected) in refusals {
+            for command in commands {
+                let command = command.replace("{}", name);
+                assert_eq!(client.run(&command).await.tail(), expected, "{command}");
+            }
+        }
+        let pattern = format!("{}%*\"", name.trim_end_matches('"'));
+        for command in [
+            format!("LIST \"\" {pattern}"),
+            format!("LSUB \"\" {pattern}"),
+            format!("LIST {name} *"),
+        ] {
+            let answer = client.run(&command).await;
+            assert!(
+                answer.is_ok() && answer.untagged.is_empty(),
+                "{command}: {answer:?}"
+            );
+        }
+    }
+    // Nothing was made, moved or lost.
+    assert!(client.run("STATUS Temp (MESSAGES)").await.is_ok());
+    let inbox = client.run("STATUS INBOX (MESSAGES)").await;
+    assert_eq!(inbox.untagged, vec!["* STATUS \"INBOX\" (MESSAGES 1)"]);
+    // Grammar errors are still BAD.
+    for command in ["SELECT", "CREATE", "LIST \"\"", "RENAME Temp"] {
+        assert_eq!(client.run(command).await.status(), "BAD", "{command}");
+    }
+    assert!(client.run("NOOP").await.is_ok());
+}
+
 async fn another_customers_address_looks_like_nothing_at_all(server: TestServer) {
     let alice = customer(&server, "alice@example.com", "alice.example").await;
     let bob = customer(&server, "bob@example.com", "bob.example").await;
@@ -431,6 +564,8 @@ on_both_backends!(
     a_folder_created_again_gets_a_new_uidvalidity,
     inbox_and_addresses_cannot_be_deleted_or_renamed_wrongly,
     list_shows_only_the_customers_own_mailboxes_with_attributes,
+    lsub_percent_answers_unsubscribed_parents_as_noselect,
+    names_that_are_not_modified_utf7_are_unknown_mailboxes,
     another_customers_address_looks_like_nothing_at_all,
     status_counts_only_visible_mail,
     a_banned_address_cannot_be_opened,

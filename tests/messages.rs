@@ -236,6 +236,15 @@ async fn store_changes_flags_and_they_are_shared(server: TestServer) {
     );
 }
 
+/// Runs each command and checks its one untagged answer.
+async fn answers_each(client: &mut Client, cases: &[(&str, &str)]) {
+    for &(command, expected) in cases {
+        let response = client.run(command).await;
+        assert!(response.is_ok(), "{command}: {response:?}");
+        assert_eq!(response.untagged, vec![expected], "{command}");
+    }
+}
+
 async fn search_finds_by_every_kind_of_key(server: TestServer) {
     let alice = alice(&server).await;
     let mut client = server.login(&alice).await;
@@ -274,17 +283,49 @@ async fn search_finds_by_every_kind_of_key(server: TestServer) {
         ("SEARCH BEFORE 1-Jan-2000", "* SEARCH"),
         ("UID SEARCH FROM carol", "* SEARCH 2"),
     ];
-    for (command, expected) in cases {
-        let response = client.run(command).await;
-        assert!(response.is_ok(), "{command}: {response:?}");
-        assert_eq!(response.untagged, vec![expected], "{command}");
-    }
+    answers_each(&mut client, &cases).await;
     let charset = client.run("SEARCH CHARSET KOI8-R ALL").await;
     assert_eq!(
         charset.tail(),
         "NO [BADCHARSET (US-ASCII UTF-8)] Charset KOI8-R is not supported"
     );
     assert_eq!(client.run("SEARCH FROBNICATED").await.status(), "BAD");
+}
+
+/// RFC 5322 allows comments and folding whitespace inside an address:
+/// FROM, TO, CC and BCC match the parsed addresses as well as the text.
+async fn address_keys_match_addresses_written_with_comments(server: TestServer) {
+    let alice = server.user("alice@example.com").await;
+    let mut client = server.login(&alice).await;
+    let commented = "From: <user-from (comment)@ (comment) domain.org>\r\n\
+To: <user-to (c) @ (c) domain.org>\r\nCc: Carol (x) <user-cc(c)@(c)domain.org>\r\n\
+Bcc: user-bcc (c)@ domain.org\r\nSubject: comments\r\n\r\nbody\r\n";
+    let plain =
+        "From: other@domain.org\r\nTo: someone@else.example\r\nSubject: plain\r\n\r\nbody\r\n";
+    for message in [commented, plain] {
+        let append = format!("APPEND Archive {{{}+}}\r\n{message}", message.len());
+        assert!(client.run(&append).await.is_ok());
+    }
+    client.run("SELECT Archive").await;
+    let cases = [
+        ("SEARCH FROM user-from@domain.org", "* SEARCH 1"),
+        ("SEARCH FROM USER-FROM@Domain.ORG", "* SEARCH 1"),
+        ("SEARCH TO user-to@domain.org", "* SEARCH 1"),
+        ("SEARCH CC user-cc@domain.org", "* SEARCH 1"),
+        ("SEARCH BCC user-bcc@domain.org", "* SEARCH 1"),
+        ("SEARCH CC carol", "* SEARCH 1"),
+        ("SEARCH NOT FROM user-from@domain.org", "* SEARCH 2"),
+        ("SEARCH FROM other@domain.org", "* SEARCH 2"),
+        ("SEARCH FROM domain.org", "* SEARCH 1 2"),
+        // The text still matches as it is written.
+        ("SEARCH FROM \"(comment)\"", "* SEARCH 1"),
+        ("SEARCH FROM user-to@domain.org", "* SEARCH"),
+        ("SEARCH TO user-from@domain.org", "* SEARCH"),
+        ("SEARCH FROM nobody@domain.org", "* SEARCH"),
+        ("SEARCH CC user-bcc@domain.org", "* SEARCH"),
+        ("SEARCH BCC user-cc@domain.org", "* SEARCH"),
+    ];
+    answers_each(&mut client, &cases).await;
 }
 
 async fn expunge_removes_deleted_messages(server: TestServer) {
@@ -610,6 +651,7 @@ on_both_backends!(
     sizes_always_match_the_bytes_served,
     store_changes_flags_and_they_are_shared,
     search_finds_by_every_kind_of_key,
+    address_keys_match_addresses_written_with_comments,
     expunge_removes_deleted_messages,
     copy_and_move_answer_copyuid,
     append_stores_and_answers_appenduid,

@@ -32,30 +32,49 @@ impl Name {
     }
 }
 
-/// Decodes a mailbox argument.
+/// Decodes the name of a mailbox that must exist. A name that is not
+/// modified UTF-7 (RFC 3501 5.1.3) is still a well-formed string: it names
+/// no mailbox anyone can have, so it is answered like every unknown name.
+/// BAD would say the command was malformed, and many clients take that for
+/// a broken connection.
 pub fn parse(mailbox: &Mailbox<'_>) -> Result<Name, Failure> {
-    let raw: &[u8] = match mailbox {
-        Mailbox::Inbox => return Ok(Name::Inbox),
-        Mailbox::Other(other) => other.as_ref(),
-    };
-    let text = super::utf7::decode(raw)
-        .map_err(|_| Failure::bad("Mailbox name is not valid modified UTF-7"))?;
-    classify(&text)
+    decode(mailbox).ok_or_else(Failure::no_such_mailbox)
+}
+
+/// Decodes the name of a mailbox to be made (CREATE, RENAME's target). A
+/// name that is not modified UTF-7 cannot be made: we could not say what it
+/// means, nor list it.
+pub fn parse_new(mailbox: &Mailbox<'_>) -> Result<Name, Failure> {
+    decode(mailbox).ok_or_else(|| {
+        Failure::no(
+            Code::Cannot,
+            "Mailbox name is not valid modified UTF-7 (RFC 3501 5.1.3)",
+        )
+    })
+}
+
+fn decode(mailbox: &Mailbox<'_>) -> Option<Name> {
+    match mailbox {
+        Mailbox::Inbox => Some(Name::Inbox),
+        Mailbox::Other(other) => super::utf7::decode(other.as_ref())
+            .ok()
+            .map(|text| classify(&text)),
+    }
 }
 
 /// Classifies a decoded name.
-pub fn classify(text: &str) -> Result<Name, Failure> {
+pub fn classify(text: &str) -> Name {
     if text.eq_ignore_ascii_case("INBOX") {
-        return Ok(Name::Inbox);
+        return Name::Inbox;
     }
     if text.contains('@') {
-        return Ok(Name::Address(text.trim().to_lowercase()));
+        return Name::Address(text.trim().to_lowercase());
     }
     let first = text.split(DELIMITER).next().unwrap_or_default();
     if first.eq_ignore_ascii_case("INBOX") {
-        return Ok(Name::Folder(format!("INBOX{}", &text[first.len()..])));
+        return Name::Folder(format!("INBOX{}", &text[first.len()..]));
     }
-    Ok(Name::Folder(text.to_owned()))
+    Name::Folder(text.to_owned())
 }
 
 /// Checks a name for a new personal folder.
@@ -144,19 +163,23 @@ pub async fn resolve_readable(
 }
 
 /// Resolves the target of COPY, MOVE or APPEND: a missing mailbox is
-/// `NO [TRYCREATE]` (RFC 3501 6.3.11), whoever else may have it.
+/// `NO [TRYCREATE]` (RFC 3501 6.3.11), whoever else may have it, and so is
+/// a name that is not modified UTF-7, as every other unknown name.
 pub async fn resolve_target(
     services: &Services,
     account: &Account,
-    name: &Name,
+    mailbox: &Mailbox<'_>,
 ) -> Result<Resolved, Failure> {
-    resolve(services, account, name).await.map_err(|failure| {
-        if failure.code == Some(Code::NonExistent) {
-            Failure::no(Code::TryCreate, "No such mailbox")
-        } else {
-            failure
-        }
-    })
+    let name = parse(mailbox).map_err(try_create)?;
+    resolve(services, account, &name).await.map_err(try_create)
+}
+
+fn try_create(failure: Failure) -> Failure {
+    if failure.code == Some(Code::NonExistent) {
+        Failure::no(Code::TryCreate, "No such mailbox")
+    } else {
+        failure
+    }
 }
 
 /// Whether any of `entries` lies below `name` in the hierarchy.
@@ -174,19 +197,13 @@ mod tests {
 
     #[test]
     fn names_are_classified() {
-        assert_eq!(classify("inbox").unwrap(), Name::Inbox);
+        assert_eq!(classify("inbox"), Name::Inbox);
         assert_eq!(
-            classify("Box@Example.COM").unwrap(),
+            classify("Box@Example.COM"),
             Name::Address("box@example.com".into())
         );
-        assert_eq!(
-            classify("Work/2026").unwrap(),
-            Name::Folder("Work/2026".into())
-        );
-        assert_eq!(
-            classify("inbox/Later").unwrap(),
-            Name::Folder("INBOX/Later".into())
-        );
+        assert_eq!(classify("Work/2026"), Name::Folder("Work/2026".into()));
+        assert_eq!(classify("inbox/Later"), Name::Folder("INBOX/Later".into()));
     }
 
     #[test]

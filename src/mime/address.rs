@@ -16,6 +16,26 @@ pub(crate) struct Addr {
     invalid: bool,
 }
 
+impl Addr {
+    /// `local@domain`, for an address that parsed: not a group marker, nor
+    /// one of the placeholders put where something was missing or broken.
+    pub(crate) fn addr_spec(&self) -> Option<Vec<u8>> {
+        if self.invalid {
+            return None;
+        }
+        let (local, domain) = (self.mailbox.as_deref()?, self.domain.as_deref()?);
+        let mut spec = Vec::with_capacity(local.len() + 1 + domain.len());
+        spec.extend_from_slice(local);
+        spec.push(b'@');
+        spec.extend_from_slice(domain);
+        Some(spec)
+    }
+
+    pub(crate) fn display_name(&self) -> Option<&[u8]> {
+        self.name.as_deref()
+    }
+}
+
 /// Parses an address-list header value. Never fails: what does not parse
 /// becomes placeholder addresses, as in Dovecot.
 pub(crate) fn parse_address_list(value: &[u8]) -> Vec<Addr> {

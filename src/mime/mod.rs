@@ -30,7 +30,7 @@ pub use bodystructure::body_structure;
 pub use envelope::envelope;
 pub use section::{SectionSpec, SectionText, Sections, section};
 pub use synthesize::{StoredColumns, message_bytes, served_bytes};
-pub use text::{body_text, header_values};
+pub use text::{body_text, header_addresses, header_values};
 
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, MessageParser};

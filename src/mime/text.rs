@@ -10,7 +10,8 @@ use mail_parser::decoders::html::{html_to_text, text_to_html};
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::parsers::MessageStream;
 
-use super::header::{HeaderLine, next_header_line};
+use super::address::parse_address_list;
+use super::header::{HeaderField, HeaderLine, next_header_line};
 use super::tree::{MessageTree, Part, TEXT};
 
 /// The decoded values of every header field `name` (case-insensitive) of the
@@ -18,22 +19,50 @@ use super::tree::{MessageTree, Part, TEXT};
 /// space; address fields come back whole (display names and addresses).
 /// Raw 8-bit bytes are read as UTF-8 (invalid sequences become U+FFFD).
 pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut pos = 0;
-    while let Some(HeaderLine::Field(field)) = next_header_line(raw, pos) {
-        pos = field.end;
-        if !field.name.eq_ignore_ascii_case(name.as_bytes()) {
-            continue;
+    fields_named(raw, name)
+        .map(|field| decoded_text(&field.value))
+        .collect()
+}
+
+/// The addresses of every address-list field `name` (From, To, Cc, Bcc) as
+/// ENVELOPE reads them, each as `local@domain` and its display name,
+/// decoded. RFC 5322 allows comments and folding whitespace inside an
+/// address (CFWS): `<user (x)@ (y) example.org>` is `user@example.org`,
+/// which the field's text does not contain.
+pub fn header_addresses(raw: &[u8], name: &str) -> Vec<String> {
+    let mut addresses = Vec::new();
+    for field in fields_named(raw, name) {
+        for address in parse_address_list(&field.value) {
+            if let Some(spec) = address.addr_spec() {
+                addresses.push(String::from_utf8_lossy(&spec).into_owned());
+                addresses.extend(address.display_name().map(decoded_text));
+            }
         }
-        let mut value = field.value.into_owned();
-        value.push(b'\n');
-        let decoded = match MessageStream::new(&value).parse_unstructured() {
-            HeaderValue::Text(text) => text.into_owned(),
-            _ => String::new(),
-        };
-        values.push(decoded);
     }
-    values
+    addresses
+}
+
+/// The header fields called `name` (case-insensitive), in order.
+fn fields_named<'a>(raw: &'a [u8], name: &'a str) -> impl Iterator<Item = HeaderField<'a>> {
+    let mut pos = 0;
+    std::iter::from_fn(move || match next_header_line(raw, pos)? {
+        HeaderLine::Field(field) => {
+            pos = field.end;
+            Some(field)
+        }
+        HeaderLine::End { .. } => None,
+    })
+    .filter(move |field| field.name.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// A header value with RFC 2047 encoded words and charsets decoded.
+fn decoded_text(value: &[u8]) -> String {
+    let mut value = value.to_vec();
+    value.push(b'\n');
+    match MessageStream::new(&value).parse_unstructured() {
+        HeaderValue::Text(text) => text.into_owned(),
+        _ => String::new(),
+    }
 }
 
 /// The text of the body for SEARCH BODY: every text/* part (attachments too,
@@ -195,6 +224,26 @@ Subject: not a header\r\n";
             ["a@x.example", "b@x.example"]
         );
         assert!(header_values(raw.as_bytes(), "Cc").is_empty());
+    }
+
+    #[test]
+    fn header_addresses_drop_comments_inside_an_address() {
+        let raw = "From: <user-from (comment)@ (comment) domain.org>\r\n\
+To: =?utf-8?b?0JjQstCw0L0=?= <ivan (x) @example.ru>, Team: a@x.example;, broken\r\n\
+Cc: jsmith@example.com (John Smith)\r\n\r\n";
+        assert_eq!(
+            header_addresses(raw.as_bytes(), "from"),
+            ["user-from@domain.org"]
+        );
+        assert_eq!(
+            header_addresses(raw.as_bytes(), "To"),
+            ["ivan@example.ru", "Иван", "a@x.example"]
+        );
+        assert_eq!(
+            header_addresses(raw.as_bytes(), "Cc"),
+            ["jsmith@example.com", "John Smith"]
+        );
+        assert!(header_addresses(raw.as_bytes(), "Bcc").is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub async fn append(
 ) -> Outcome {
     let services = session.services.clone();
     let account = session.require_account()?.clone();
-    let target = names::resolve_target(&services, &account, &names::parse(mailbox)?).await?;
+    let target = names::resolve_target(&services, &account, mailbox).await?;
     let limit = services.limits.max_message_size as usize;
     if message.len() > limit {
         return Err(Failure::no(

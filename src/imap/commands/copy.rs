@@ -33,7 +33,7 @@ pub async fn copy(
     }
     view.catch_up_for_uids(services, set, by_uid, out).await?;
     let uids = view.live_uids(set, by_uid)?;
-    let target = names::resolve_target(services, account, &names::parse(mailbox)?).await?;
+    let target = names::resolve_target(services, account, mailbox).await?;
     if uids.is_empty() {
         return Ok(Done::ok(format!("{verb} completed: no messages")));
     }

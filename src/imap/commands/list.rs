@@ -1,5 +1,10 @@
 //! LIST and LSUB (RFC 3501 6.3.8-6.3.9) with CHILDREN (RFC 3348) and
 //! SPECIAL-USE (RFC 6154) attributes.
+//!
+//! A subscription is a mark on one of the user's own mailboxes (SUBSCRIBE
+//! resolves its name like every command, ARCHITECTURE: isolation), so LSUB
+//! answers subscribed mailboxes that exist: a deleted mailbox, or an address
+//! that went to someone else, leaves no name behind.
 
 use std::collections::BTreeMap;
 
@@ -43,12 +48,17 @@ pub async fn list(
         "LIST completed"
     };
     let reference = match reference {
-        Mailbox::Inbox => "INBOX".to_owned(),
-        Mailbox::Other(other) => decode(other.as_ref())?,
+        Mailbox::Inbox => Ok("INBOX".to_owned()),
+        Mailbox::Other(other) => utf7::decode(other.as_ref()),
     };
     let pattern = match pattern {
-        ListMailbox::Token(token) => decode(token.as_ref())?,
-        ListMailbox::String(string) => decode(string.as_ref())?,
+        ListMailbox::Token(token) => utf7::decode(token.as_ref()),
+        ListMailbox::String(string) => utf7::decode(string.as_ref()),
+    };
+    let (Ok(reference), Ok(pattern)) = (reference, pattern) else {
+        // Every name is listed in modified UTF-7 (RFC 3501 5.1.3), so text
+        // that is not cannot match one: no names, and no error either.
+        return Ok(Done::ok(done));
     };
     if pattern.is_empty() {
         // The hierarchy delimiter and root (RFC 3501 6.3.8).
@@ -66,32 +76,14 @@ pub async fn list(
     }
     let entries = services.store.mailboxes(&account.user_id).await?;
     let verb = if subscribed_only { "LSUB" } else { "LIST" };
-    for (name, node, selectable) in matching(&entries, &pattern, subscribed_only) {
-        let mut attributes: Vec<&str> = Vec::new();
-        if !selectable {
-            attributes.push("\\Noselect");
-        }
-        attributes.push(if node.has_children {
-            "\\HasChildren"
-        } else {
-            "\\HasNoChildren"
-        });
-        if node.kind == Some(MailboxKind::Folder)
-            && let Some((_, attribute)) = SPECIAL_USE.iter().find(|(folder, _)| *folder == name)
-        {
-            attributes.push(attribute);
-        }
+    for (name, found) in matching(&entries, &pattern, subscribed_only) {
         out.untagged(&format!(
             "{verb} ({}) \"{DELIMITER}\" {}",
-            attributes.join(" "),
+            attributes(&name, &found).join(" "),
             quoted(&utf7::encode(&name))
         ));
     }
     Ok(Done::ok(done))
-}
-
-fn decode(wire: &[u8]) -> Result<String, Failure> {
-    utf7::decode(wire).map_err(|_| Failure::bad("Mailbox name is not valid modified UTF-7"))
 }
 
 /// The hierarchy: every mailbox plus the implied levels above folders.
@@ -113,8 +105,8 @@ fn hierarchy(entries: &[MailboxEntry]) -> BTreeMap<String, Node> {
         .map(|e| e.name.clone())
         .collect();
     for folder in folders {
-        for (index, _) in folder.match_indices(DELIMITER) {
-            let parent = nodes.entry(folder[..index].to_owned()).or_insert(Node {
+        for parent in superiors(&folder) {
+            let parent = nodes.entry(parent.to_owned()).or_insert(Node {
                 kind: None,
                 subscribed: false,
                 has_children: false,
@@ -125,44 +117,104 @@ fn hierarchy(entries: &[MailboxEntry]) -> BTreeMap<String, Node> {
     nodes
 }
 
-/// The names to answer with, INBOX first: (name, node, selectable).
+/// The levels above `name`, outermost first: `a` and `a/b` for `a/b/c`.
+fn superiors(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices(DELIMITER)
+        .map(|(index, _)| &name[..index])
+}
+
+/// Why a name is in the answer.
+#[derive(Debug, Clone)]
+enum Found {
+    /// The name itself matched: a mailbox, or (LIST only) a level that
+    /// exists because folders lie below it, which cannot be selected.
+    Name(Node),
+    /// LSUB with `%`: the level is not subscribed, a name below it is.
+    SubscribedBelow,
+}
+
+fn attributes<'a>(name: &str, found: &'a Found) -> Vec<&'a str> {
+    let node = match found {
+        // In LSUB `\Noselect` says "not subscribed" (RFC 3501 6.3.9), not
+        // anything about the mailbox, so nothing else describes the level.
+        Found::SubscribedBelow => return vec!["\\Noselect"],
+        Found::Name(node) => node,
+    };
+    let mut attributes: Vec<&str> = Vec::new();
+    if node.kind.is_none() {
+        attributes.push("\\Noselect");
+    }
+    attributes.push(if node.has_children {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    });
+    if node.kind == Some(MailboxKind::Folder)
+        && let Some((_, attribute)) = SPECIAL_USE.iter().find(|(folder, _)| *folder == name)
+    {
+        attributes.push(attribute);
+    }
+    attributes
+}
+
+/// The names to answer with, INBOX first.
 fn matching(
     entries: &[MailboxEntry],
     pattern: &str,
     subscribed_only: bool,
-) -> Vec<(String, Node, bool)> {
+) -> Vec<(String, Found)> {
     let matcher = Matcher::new(pattern);
     let nodes = hierarchy(entries);
-    let mut found: BTreeMap<String, (Node, bool)> = BTreeMap::new();
-    for (name, node) in &nodes {
-        if subscribed_only && !node.subscribed {
-            continue;
-        }
+    let found = if subscribed_only {
+        subscribed_matching(&nodes, &matcher, pattern.contains('%'))
+    } else {
+        listed_matching(&nodes, &matcher)
+    };
+    let mut result: Vec<(String, Found)> = found.into_iter().collect();
+    result.sort_by_key(|(name, _)| name != "INBOX");
+    result
+}
+
+/// LIST: every level of the hierarchy that matches.
+fn listed_matching(nodes: &BTreeMap<String, Node>, matcher: &Matcher) -> BTreeMap<String, Found> {
+    nodes
+        .iter()
+        .filter(|(name, node)| matcher.matches(name, node.kind))
+        .map(|(name, node)| (name.clone(), Found::Name(node.clone())))
+        .collect()
+}
+
+/// LSUB: the subscribed names that match and, when the pattern has `%`,
+/// every unsubscribed level that matches with a subscribed name anywhere
+/// below it: "If the "%" wildcard is used, and a mailbox name matched by it
+/// is not subscribed but a subordinate of it is, the server MUST return that
+/// name with the \Noselect attribute" (RFC 3501 6.3.9). Without `%` such a
+/// level is not answered: `*` reaches the subscribed name itself.
+fn subscribed_matching(
+    nodes: &BTreeMap<String, Node>,
+    matcher: &Matcher,
+    has_percent: bool,
+) -> BTreeMap<String, Found> {
+    let mut found = BTreeMap::new();
+    for (name, node) in nodes.iter().filter(|(_, node)| node.subscribed) {
         if matcher.matches(name, node.kind) {
-            found.insert(name.clone(), (node.clone(), node.kind.is_some()));
+            found.insert(name.clone(), Found::Name(node.clone()));
+        }
+        if !has_percent {
             continue;
         }
-        // LSUB "%" shows an unsubscribed level above a subscribed one as \Noselect (RFC 3501 6.3.9).
-        if subscribed_only {
-            for (index, _) in name.match_indices(DELIMITER) {
-                let parent = &name[..index];
-                if !found.contains_key(parent)
-                    && let Some(parent_node) = nodes.get(parent)
-                    && matcher.matches(parent, parent_node.kind)
-                {
-                    found.insert(parent.to_owned(), (parent_node.clone(), false));
-                }
+        for parent in superiors(name) {
+            if let Some(parent_node) = nodes.get(parent)
+                && !parent_node.subscribed
+                && matcher.matches(parent, parent_node.kind)
+            {
+                found
+                    .entry(parent.to_owned())
+                    .or_insert(Found::SubscribedBelow);
             }
-        } else if node.kind.is_none() && matcher.matches(name, None) {
-            found.insert(name.clone(), (node.clone(), false));
         }
     }
-    let mut result: Vec<(String, Node, bool)> = found
-        .into_iter()
-        .map(|(name, (node, selectable))| (name, node, selectable))
-        .collect();
-    result.sort_by_key(|(name, _, _)| name != "INBOX");
-    result
+    found
 }
 
 /// A pattern compiled once per command in each form a name may need.
@@ -214,6 +266,14 @@ mod tests {
         }
     }
 
+    /// Each answer as `name (attributes)`.
+    fn answers(entries: &[MailboxEntry], pattern: &str, subscribed_only: bool) -> Vec<String> {
+        matching(entries, pattern, subscribed_only)
+            .iter()
+            .map(|(name, found)| format!("{name} ({})", attributes(name, found).join(" ")))
+            .collect()
+    }
+
     #[test]
     fn implied_parents_are_noselect_and_inbox_comes_first() {
         let entries = vec![
@@ -221,16 +281,12 @@ mod tests {
             entry("INBOX", MailboxKind::Inbox, true),
             entry("box@example.com", MailboxKind::Address, true),
         ];
-        let names: Vec<(String, bool)> = matching(&entries, "%", false)
-            .into_iter()
-            .map(|(name, _, selectable)| (name, selectable))
-            .collect();
         assert_eq!(
-            names,
+            answers(&entries, "%", false),
             vec![
-                ("INBOX".into(), true),
-                ("Work".into(), false),
-                ("box@example.com".into(), true)
+                "INBOX (\\HasNoChildren)",
+                "Work (\\Noselect \\HasChildren)",
+                "box@example.com (\\HasNoChildren)"
             ]
         );
     }
@@ -246,14 +302,41 @@ mod tests {
     }
 
     #[test]
-    fn lsub_shows_unsubscribed_parents_as_noselect() {
+    fn lsub_percent_shows_unsubscribed_levels_above_a_subscribed_name_as_noselect() {
         let entries = vec![
             entry("a", MailboxKind::Folder, false),
+            entry("a/b", MailboxKind::Folder, false),
+            entry("a/b/c", MailboxKind::Folder, true),
+        ];
+        assert_eq!(answers(&entries, "%", true), vec!["a (\\Noselect)"]);
+        assert_eq!(answers(&entries, "a/%", true), vec!["a/b (\\Noselect)"]);
+        assert_eq!(
+            answers(&entries, "a/b/%", true),
+            vec!["a/b/c (\\HasNoChildren)"]
+        );
+        assert_eq!(
+            answers(&entries, "*/%", true),
+            vec!["a/b (\\Noselect)", "a/b/c (\\HasNoChildren)"]
+        );
+        assert_eq!(
+            answers(&entries, "*", true),
+            vec!["a/b/c (\\HasNoChildren)"]
+        );
+        assert!(answers(&entries, "a/b", true).is_empty());
+        assert!(answers(&entries, "*b", true).is_empty());
+    }
+
+    #[test]
+    fn lsub_answers_a_subscribed_level_for_itself() {
+        let entries = vec![
+            entry("INBOX", MailboxKind::Inbox, false),
+            entry("INBOX/Later", MailboxKind::Folder, true),
+            entry("a", MailboxKind::Folder, true),
             entry("a/b", MailboxKind::Folder, true),
         ];
-        let found = matching(&entries, "%", true);
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].0, "a");
-        assert!(!found[0].2);
+        assert_eq!(
+            answers(&entries, "%", true),
+            vec!["INBOX (\\Noselect)", "a (\\HasChildren)"]
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::logsafe::Escaped;
 use crate::store::{MailboxKind, StoreError};
 
 pub async fn create(services: &Services, account: &Account, mailbox: &Mailbox<'_>) -> Outcome {
-    match names::parse(mailbox)? {
+    match names::parse_new(mailbox)? {
         Name::Inbox => Err(Failure::no(Code::AlreadyExists, "INBOX always exists")),
         Name::Address(address) => {
             services
@@ -116,8 +116,8 @@ pub async fn rename(
     to: &Mailbox<'_>,
 ) -> Outcome {
     let source = names::parse(from)?;
-    let target = names::parse(to)?;
     names::resolve(services, account, &source).await?;
+    let target = names::parse_new(to)?;
     let Name::Folder(source) = source else {
         let text = if source == Name::Inbox {
             "INBOX is the unified view of your addresses and cannot be renamed"

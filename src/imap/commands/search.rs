@@ -153,6 +153,7 @@ impl Search<'_> {
                 body: None,
                 header_block: None,
                 headers: HashMap::new(),
+                addresses: HashMap::new(),
             };
             let mut set_index = 0;
             if self
@@ -259,6 +260,8 @@ struct Candidate<'a> {
     header_block: Option<String>,
     /// Decoded, lower-cased values of the header fields asked about so far.
     headers: HashMap<String, Vec<String>>,
+    /// The parsed addresses of the address fields asked about so far, lower-cased.
+    addresses: HashMap<String, Vec<String>>,
 }
 
 impl Candidate<'_> {
@@ -309,19 +312,28 @@ impl Candidate<'_> {
     }
 
     fn header_contains(&mut self, name: &str, needle: &str) -> bool {
-        let needle = needle.to_lowercase();
-        let key = name.to_ascii_lowercase();
-        if !self.headers.contains_key(&key) {
-            let values = mime::header_values(self.bytes(), name)
-                .iter()
-                .map(|v| v.to_lowercase())
-                .collect();
-            self.headers.insert(key.clone(), values);
-        }
+        // Loaded first, so that the cache can be filled from them beside.
+        self.bytes();
+        let bytes = self.bytes.as_deref().unwrap_or_default();
         // HEADER name "" matches every message that has the field (RFC 3501 6.4.4).
-        self.headers
-            .get(&key)
-            .is_some_and(|values| values.iter().any(|v| v.contains(&needle)))
+        any_contains(&mut self.headers, name, needle, || {
+            mime::header_values(bytes, name)
+        })
+    }
+
+    /// FROM, TO, CC and BCC: the field's text, as HEADER reads it, or one of
+    /// its addresses as parsed, so that `user@example.org` finds
+    /// `<user (comment)@ (comment) example.org>` (RFC 5322 CFWS). Parsed
+    /// only for these keys, and once per message and field.
+    fn address_contains(&mut self, name: &str, needle: &str) -> bool {
+        if self.header_contains(name, needle) {
+            return true;
+        }
+        self.bytes();
+        let bytes = self.bytes.as_deref().unwrap_or_default();
+        any_contains(&mut self.addresses, name, needle, || {
+            mime::header_addresses(bytes, name)
+        })
     }
 
     fn header_block_contains(&mut self, needle: &str) -> bool {
@@ -343,6 +355,22 @@ impl Candidate<'_> {
         }
         self.body.as_deref().unwrap_or_default().contains(needle)
     }
+}
+
+/// Whether one of the values of field `name`, loaded once per message and
+/// kept lower-cased in `cache`, contains `needle`, case-insensitively.
+fn any_contains(
+    cache: &mut HashMap<String, Vec<String>>,
+    name: &str,
+    needle: &str,
+    load: impl FnOnce() -> Vec<String>,
+) -> bool {
+    let needle = needle.to_lowercase();
+    cache
+        .entry(name.to_ascii_lowercase())
+        .or_insert_with(|| load().iter().map(|v| v.to_lowercase()).collect())
+        .iter()
+        .any(|v| v.contains(&needle))
 }
 
 fn text(value: &impl AsRef<[u8]>) -> String {
@@ -399,10 +427,10 @@ fn matches(
         SearchKey::SentSince(date) => c.sent_date().is_some_and(|d| d >= *date.as_ref()),
         SearchKey::Larger(size) => c.size() > *size,
         SearchKey::Smaller(size) => c.size() < *size,
-        SearchKey::From(value) => c.header_contains("From", &text(value)),
-        SearchKey::To(value) => c.header_contains("To", &text(value)),
-        SearchKey::Cc(value) => c.header_contains("Cc", &text(value)),
-        SearchKey::Bcc(value) => c.header_contains("Bcc", &text(value)),
+        SearchKey::From(value) => c.address_contains("From", &text(value)),
+        SearchKey::To(value) => c.address_contains("To", &text(value)),
+        SearchKey::Cc(value) => c.address_contains("Cc", &text(value)),
+        SearchKey::Bcc(value) => c.address_contains("Bcc", &text(value)),
         SearchKey::Subject(value) => c.header_contains("Subject", &text(value)),
         SearchKey::Header(name, value) => c.header_contains(&text(name), &text(value)),
         SearchKey::Body(value) => c.body_contains(&text(value).to_lowercase()),
