@@ -357,3 +357,11 @@ CREATE TRIGGER inbox_address_changed AFTER INSERT OR DELETE OR UPDATE OF email_a
 -- computed again at their next FETCH.
 UPDATE emails SET imap_size = NULL, envelope = NULL, bodystructure = NULL, body_basic = NULL
 WHERE raw IS NULL;
+
+-- ---- migrations/postgres/0005_search_cache.sql
+
+-- The header section of each message (the bytes up to and including the
+-- blank line), kept so that SEARCH on SUBJECT, FROM, TO, CC, BCC, HEADER and
+-- the sent dates reads a few hundred bytes per message, not the message.
+-- Filled in on the first such SEARCH; NULL means "not computed yet".
+ALTER TABLE emails ADD COLUMN IF NOT EXISTS header_block bytea;

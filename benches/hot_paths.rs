@@ -101,6 +101,7 @@ fn fetch_encoding(c: &mut Criterion) {
         cache: cache.clone(),
         stored_size: 0,
         content: None,
+        header_block: None,
     };
     let mut group = c.benchmark_group("encode FETCH answer");
     for (name, line) in [

@@ -292,6 +292,37 @@ async fn search_finds_by_every_kind_of_key(server: TestServer) {
     assert_eq!(client.run("SEARCH FROBNICATED").await.status(), "BAD");
 }
 
+/// Header keys read the header sections kept after the first such SEARCH:
+/// the answers are the same before and after, for a row stored with its
+/// bytes and for one made from its columns, and BODY still reads the body.
+async fn header_searches_read_the_kept_header_sections(server: TestServer) {
+    let alice = alice(&server).await;
+    server
+        .execute(
+            "INSERT INTO emails (mailbox_owner, mailbox, subject, from_addr, to_addrs, body)
+             VALUES ('box@alice.example', 'INBOX', 'Columns only', 'eve@example.org',
+                     'box@alice.example', 'plain needle text')",
+        )
+        .await;
+    let kept = "SELECT count(*) FROM emails WHERE header_block IS NOT NULL";
+    assert_eq!(server.number(kept).await, 0);
+    let mut client = server.login(&alice).await;
+    client.run("SELECT INBOX").await;
+    let cases = [
+        ("SEARCH SUBJECT hello", "* SEARCH 1"),
+        ("SEARCH SUBJECT columns", "* SEARCH 4"),
+        ("SEARCH FROM eve", "* SEARCH 4"),
+        ("SEARCH TO other@alice.example", "* SEARCH 3"),
+        ("SEARCH HEADER Message-ID hello@example.org", "* SEARCH 1"),
+        ("SEARCH SENTON 25-Nov-2026", "* SEARCH 2"),
+        ("SEARCH OR SUBJECT second FROM dave", "* SEARCH 2 3"),
+        ("SEARCH BODY needle", "* SEARCH 1 4"),
+    ];
+    answers_each(&mut client, &cases).await;
+    assert_eq!(server.number(kept).await, 4);
+    answers_each(&mut client, &cases).await;
+}
+
 /// RFC 5322 allows comments and folding whitespace inside an address:
 /// FROM, TO, CC and BCC match the parsed addresses as well as the text.
 async fn address_keys_match_addresses_written_with_comments(server: TestServer) {
@@ -651,6 +682,7 @@ on_both_backends!(
     sizes_always_match_the_bytes_served,
     store_changes_flags_and_they_are_shared,
     search_finds_by_every_kind_of_key,
+    header_searches_read_the_kept_header_sections,
     address_keys_match_addresses_written_with_comments,
     expunge_removes_deleted_messages,
     copy_and_move_answer_copyuid,

@@ -170,6 +170,9 @@ pub struct MessageData {
     pub stored_size: u64,
     /// The stored content; loaded only when asked for.
     pub content: Option<Content>,
+    /// The header section as kept for SEARCH (migration 0005), when asked
+    /// for and computed already.
+    pub header_block: Option<Vec<u8>>,
 }
 
 /// The columns a message's bytes come from (ARCHITECTURE: storage).
@@ -192,13 +195,16 @@ pub enum Wanted {
     Unparsed,
     /// Those stored without their bytes, whose message is made from columns.
     Unstored,
+    /// The kept header section of every message (`MessageData::header_block`),
+    /// and the content of those whose header section is not kept yet.
+    Headers,
 }
 
 impl Wanted {
     /// Whether a message is wanted before looking at what is stored.
     pub fn may_want(self, message: &MessageData) -> bool {
         match self {
-            Wanted::Every | Wanted::Unstored => true,
+            Wanted::Every | Wanted::Unstored | Wanted::Headers => true,
             Wanted::Unparsed => !message.cache.is_complete(),
         }
     }
@@ -280,6 +286,8 @@ pub trait MailStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Keeps parse results computed for messages (by message id), in one write.
     async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()>;
+    /// Keeps the header sections computed for messages (by message id).
+    async fn save_header_blocks(&self, blocks: &[(String, Vec<u8>)]) -> StoreResult<()>;
     /// Fixes the bytes of a message that had none stored (before COPY, so the
     /// copy shows the same bytes).
     async fn save_raw(&self, id: &str, raw: &[u8]) -> StoreResult<()>;

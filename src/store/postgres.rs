@@ -162,4 +162,24 @@ impl Dialect for Postgres {
         }
         Ok(())
     }
+
+    /// One statement per thousand, as for the parse caches.
+    async fn save_header_blocks(
+        pool: &Pool<Postgres>,
+        blocks: &[(String, Vec<u8>)],
+    ) -> StoreResult<()> {
+        for chunk in blocks.chunks(1000) {
+            let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+            let sections: Vec<&[u8]> = chunk.iter().map(|(_, block)| block.as_slice()).collect();
+            sqlx::query(
+                "UPDATE emails e SET header_block = d.block
+                 FROM unnest($1::text[], $2::bytea[]) AS d(id, block) WHERE e.id = d.id::uuid",
+            )
+            .bind(&ids)
+            .bind(&sections)
+            .execute(pool)
+            .await?;
+        }
+        Ok(())
+    }
 }

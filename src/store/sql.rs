@@ -85,6 +85,9 @@ pub trait Dialect: Database + Sized {
         pool: &Pool<Self>,
         caches: &[(String, ParseCache)],
     ) -> StoreResult<()>;
+    /// Keeps header sections with their messages (by id).
+    async fn save_header_blocks(pool: &Pool<Self>, blocks: &[(String, Vec<u8>)])
+    -> StoreResult<()>;
 }
 
 /// How many times a write transaction is run again after the database gave
@@ -136,6 +139,19 @@ const MESSAGE_COLUMNS: &str = "id::text, {uid}, flags, coalesce(timestamp, creat
         + coalesce(octet_length(html), 0)::bigint";
 /// The columns of `Content`.
 const CONTENT_COLUMNS: &str = "raw, subject, from_addr, to_addrs::text, body, html";
+/// The same, only for rows whose header section is not kept, then that section.
+const HEADER_COLUMNS: &str = "CASE WHEN header_block IS NULL THEN raw END,
+    CASE WHEN header_block IS NULL THEN subject END, CASE WHEN header_block IS NULL THEN from_addr END,
+    CASE WHEN header_block IS NULL THEN to_addrs::text END, CASE WHEN header_block IS NULL THEN body END,
+    CASE WHEN header_block IS NULL THEN html END, header_block";
+
+/// What `fill_contents` reads for `wanted`, after the UID.
+fn wanted_columns(wanted: Wanted) -> &'static str {
+    match wanted {
+        Wanted::Headers => HEADER_COLUMNS,
+        Wanted::Every | Wanted::Unparsed | Wanted::Unstored => CONTENT_COLUMNS,
+    }
+}
 
 /// The state row of the mailbox `(owner, name)`, so that it exists when it is
 /// locked. Triggers would make it on a first insert anyway.
@@ -267,9 +283,9 @@ where
         // in insertion order, so the two sorted lists pair up.
         sqlx::query(sql::<D>(format!(
             "INSERT INTO emails (mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs, timestamp,
-                                 flags, size, raw, imap_size, envelope, bodystructure, body_basic)
+                                 flags, size, raw, imap_size, envelope, bodystructure, body_basic, header_block)
              SELECT $4, $5, subject, body, html, from_addr, to_addrs, timestamp, flags, size, raw,
-                    imap_size, envelope, bodystructure, body_basic
+                    imap_size, envelope, bodystructure, body_basic, header_block
              FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid}"
         )))
         .bind(owner)
@@ -350,6 +366,7 @@ where
         },
         stored_size: u64::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0),
         content: None,
+        header_block: None,
     })
 }
 
@@ -764,14 +781,14 @@ where
         }
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
-        let unstored = if wanted == Wanted::Unstored {
-            " AND raw IS NULL"
-        } else {
-            ""
-        };
         let rows = sqlx::query(sql::<D>(format!(
-            "SELECT {uid}, {CONTENT_COLUMNS} FROM emails
-             WHERE {filter} AND {uid} = ANY($3){unstored} ORDER BY {uid}"
+            "SELECT {uid}, {} FROM emails WHERE {filter} AND {uid} = ANY($3){} ORDER BY {uid}",
+            wanted_columns(wanted),
+            if wanted == Wanted::Unstored {
+                " AND raw IS NULL"
+            } else {
+                ""
+            }
         )))
         .bind(owner)
         .bind(name)
@@ -781,10 +798,22 @@ where
         for row in &rows {
             let uid = to_u32(row.try_get(0)?, "uid")?;
             if let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) {
-                messages[index].content = Some(content_from_row::<D>(row)?);
+                let message = &mut messages[index];
+                if wanted == Wanted::Headers {
+                    message.header_block = row.try_get(7)?;
+                }
+                // With only the header section wanted, the content comes
+                // where that is not kept yet.
+                if wanted != Wanted::Headers || message.header_block.is_none() {
+                    message.content = Some(content_from_row::<D>(row)?);
+                }
             }
         }
         Ok(())
+    }
+
+    async fn save_header_blocks(&self, blocks: &[(String, Vec<u8>)]) -> StoreResult<()> {
+        D::save_header_blocks(&self.pool, blocks).await
     }
 
     async fn save_parse_caches(&self, caches: &[(String, ParseCache)]) -> StoreResult<()> {

@@ -167,6 +167,22 @@ impl Dialect for Sqlite {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn save_header_blocks(
+        pool: &Pool<Sqlite>,
+        blocks: &[(String, Vec<u8>)],
+    ) -> StoreResult<()> {
+        let mut tx = Self::begin_write(pool).await?;
+        for (id, block) in blocks {
+            sqlx::query("UPDATE emails SET header_block = $2 WHERE id = $1")
+                .bind(id)
+                .bind(block)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// A statement in PostgreSQL's spelling, in SQLite's. SQLite's values are

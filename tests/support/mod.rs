@@ -405,6 +405,20 @@ impl TestServer {
             .uid
     }
 
+    /// A number the test database answers, such as a `count(*)`.
+    pub async fn number(&self, sql: &'static str) -> i64 {
+        match &self.database.backend {
+            imap_server::store::Backend::Postgres(pool) => sqlx::query_scalar(sql)
+                .fetch_one(pool)
+                .await
+                .expect("query"),
+            imap_server::store::Backend::Sqlite(pool) => sqlx::query_scalar(sql)
+                .fetch_one(pool)
+                .await
+                .expect("query"),
+        }
+    }
+
     /// Runs SQL on the test database; for tests that play an external writer.
     pub async fn execute(&self, sql: &'static str) {
         match &self.database.backend {

@@ -45,7 +45,6 @@ pub async fn search(
     }
     let live: Vec<(usize, u32)> = view
         .entries()
-        .iter()
         .enumerate()
         .filter(|(_, e)| !e.is_expunged())
         .map(|(index, e)| (index, e.uid))
@@ -70,21 +69,26 @@ pub async fn search(
     } else {
         let uids: Vec<u32> = live.iter().map(|&(_, uid)| uid).collect();
         let mut messages = services.store.messages(&view.mailbox, &uids).await?;
-        if !needs.content {
+        if !needs.content && !needs.headers {
             search.run(&live, &messages, &mut found);
         } else {
+            let wanted = if needs.content {
+                Wanted::Every
+            } else {
+                Wanted::Headers
+            };
             // The bytes come in batches, and are scanned off the event loop:
             // memory follows the batch, and a 100 MB mailbox stalls nobody.
             let messages_len = messages.len();
             let mut live_done = 0;
             let mut start = 0;
             while start < messages_len {
-                let end = batch_end(&messages, start, Some(Wanted::Every));
+                let end = batch_end(&messages, start, Some(wanted));
                 let batch = &mut messages[start..end];
                 start = end;
                 services
                     .store
-                    .fill_contents(&view.mailbox, batch, Wanted::Every)
+                    .fill_contents(&view.mailbox, batch, wanted)
                     .await?;
                 let batch_last = batch[batch.len() - 1].uid;
                 // Live messages up to this batch's last UID (the last batch takes
@@ -95,8 +99,19 @@ pub async fn search(
                     live.partition_point(|&(_, uid)| uid <= batch_last)
                 };
                 let first = std::mem::replace(&mut live_done, last);
-                off_the_event_loop(|| search.run(&live[first..last], batch, &mut found));
-                batch.iter_mut().for_each(|m| m.content = None);
+                let kept = off_the_event_loop(|| {
+                    search.run(&live[first..last], batch, &mut found);
+                    if wanted == Wanted::Headers {
+                        header_blocks_to_keep(batch)
+                    } else {
+                        Vec::new()
+                    }
+                });
+                keep_header_blocks(services, &kept).await;
+                batch.iter_mut().for_each(|m| {
+                    m.content = None;
+                    m.header_block = None;
+                });
             }
         }
     }
@@ -107,6 +122,31 @@ pub async fn search(
         out.untagged(&format!("SEARCH {}", list.join(" ")));
     }
     Ok(Done::ok("SEARCH completed"))
+}
+
+/// The header sections of the messages of a batch whose content was loaded
+/// because their section was not kept yet.
+fn header_blocks_to_keep(batch: &[MessageData]) -> Vec<(String, Vec<u8>)> {
+    batch
+        .iter()
+        .filter(|m| m.header_block.is_none())
+        .filter_map(|m| {
+            let content = m.content.as_ref()?;
+            let bytes = mime::served_bytes(&stored_columns(m, content));
+            Some((m.id.clone(), bytes[..header_length(&bytes)].to_vec()))
+        })
+        .collect()
+}
+
+/// Keeps header sections for the next SEARCH. Failing to keep them costs
+/// reading the messages again next time, not this answer.
+async fn keep_header_blocks(services: &Services, blocks: &[(String, Vec<u8>)]) {
+    if blocks.is_empty() {
+        return;
+    }
+    if let Err(error) = services.store.save_header_blocks(blocks).await {
+        tracing::warn!(%error, count = blocks.len(), "could not keep header sections");
+    }
 }
 
 /// Most keys one SEARCH may have (every key is work for every message).
@@ -146,7 +186,7 @@ impl Search<'_> {
             let entry = self.view.entry(index);
             let mut candidate = Candidate {
                 seq: index,
-                flags: self.view.flags(entry),
+                flags: self.view.flags(&entry),
                 recent: self.view.is_recent(uid),
                 message: by_uid_index.get(&uid).copied(),
                 bytes: None,
@@ -172,20 +212,39 @@ impl Search<'_> {
 struct Needs {
     /// Dates or sizes from the index.
     index: bool,
+    /// The header section only (kept for SEARCH once read).
+    headers: bool,
     /// The message bytes.
     content: bool,
 }
 
 impl Needs {
+    const INDEX: Needs = Needs {
+        index: true,
+        headers: false,
+        content: false,
+    };
+    const HEADERS: Needs = Needs {
+        index: true,
+        headers: true,
+        content: false,
+    };
+    const CONTENT: Needs = Needs {
+        index: true,
+        headers: false,
+        content: true,
+    };
+
     fn or(self, other: Needs) -> Needs {
         Needs {
             index: self.index || other.index,
+            headers: self.headers || other.headers,
             content: self.content || other.content,
         }
     }
 
     fn any(self) -> bool {
-        self.index || self.content
+        self.index || self.headers || self.content
     }
 }
 
@@ -198,15 +257,8 @@ fn needs_of(key: &SearchKey<'_>) -> Needs {
             .fold(Needs::default(), Needs::or),
         SearchKey::Not(key) => needs_of(key),
         SearchKey::Or(a, b) => needs_of(a).or(needs_of(b)),
-        SearchKey::Before(_) | SearchKey::On(_) | SearchKey::Since(_) => Needs {
-            index: true,
-            content: false,
-        },
-        // Sizes may be cached, but not always: load the bytes to be sure.
-        SearchKey::Larger(_)
-        | SearchKey::Smaller(_)
-        | SearchKey::Bcc(_)
-        | SearchKey::Body(_)
+        SearchKey::Before(_) | SearchKey::On(_) | SearchKey::Since(_) => Needs::INDEX,
+        SearchKey::Bcc(_)
         | SearchKey::Cc(_)
         | SearchKey::From(_)
         | SearchKey::Header(..)
@@ -214,11 +266,11 @@ fn needs_of(key: &SearchKey<'_>) -> Needs {
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_)
         | SearchKey::Subject(_)
-        | SearchKey::Text(_)
-        | SearchKey::To(_) => Needs {
-            index: true,
-            content: true,
-        },
+        | SearchKey::To(_) => Needs::HEADERS,
+        // Sizes may be cached, but not always: load the bytes to be sure.
+        SearchKey::Larger(_) | SearchKey::Smaller(_) | SearchKey::Body(_) | SearchKey::Text(_) => {
+            Needs::CONTENT
+        }
         _ => Needs::default(),
     }
 }
@@ -290,7 +342,9 @@ impl Candidate<'_> {
 
     /// The Date header's date, in the header's own time zone (RFC 3501 6.4.4).
     fn sent_date(&mut self) -> Option<NaiveDate> {
-        let values = mime::header_values(self.bytes(), "Date");
+        self.load_header_bytes();
+        let values =
+            mime::header_values(header_section(self.message, self.bytes.as_deref()), "Date");
         let value = values.first()?;
         DateTime::parse_from_rfc2822(value.trim())
             .ok()
@@ -312,13 +366,20 @@ impl Candidate<'_> {
     }
 
     fn header_contains(&mut self, name: &str, needle: &str) -> bool {
-        // Loaded first, so that the cache can be filled from them beside.
-        self.bytes();
-        let bytes = self.bytes.as_deref().unwrap_or_default();
+        self.load_header_bytes();
+        let headers = header_section(self.message, self.bytes.as_deref());
         // HEADER name "" matches every message that has the field (RFC 3501 6.4.4).
         any_contains(&mut self.headers, name, needle, || {
-            mime::header_values(bytes, name)
+            mime::header_values(headers, name)
         })
+    }
+
+    /// Makes the bytes, unless the header section is kept: what
+    /// `header_section` reads, loaded before the caches beside it are written.
+    fn load_header_bytes(&mut self) {
+        if self.message.is_none_or(|m| m.header_block.is_none()) {
+            self.bytes();
+        }
     }
 
     /// FROM, TO, CC and BCC: the field's text, as HEADER reads it, or one of
@@ -329,10 +390,10 @@ impl Candidate<'_> {
         if self.header_contains(name, needle) {
             return true;
         }
-        self.bytes();
-        let bytes = self.bytes.as_deref().unwrap_or_default();
+        self.load_header_bytes();
+        let headers = header_section(self.message, self.bytes.as_deref());
         any_contains(&mut self.addresses, name, needle, || {
-            mime::header_addresses(bytes, name)
+            mime::header_addresses(headers, name)
         })
     }
 
@@ -448,6 +509,18 @@ fn matches(
 /// Headers whose decoded values TEXT also looks at, so that a needle matches
 /// an RFC 2047 encoded subject or name.
 const DECODED_HEADERS: [&str; 5] = ["Subject", "From", "To", "Cc", "Bcc"];
+
+/// The header section: the one kept for SEARCH when it was loaded, else
+/// that of the bytes (see `Candidate::load_header_bytes`).
+fn header_section<'b>(message: Option<&'b MessageData>, bytes: Option<&'b [u8]>) -> &'b [u8] {
+    match message.and_then(|m| m.header_block.as_deref()) {
+        Some(block) => block,
+        None => {
+            let bytes = bytes.unwrap_or_default();
+            &bytes[..header_length(bytes)]
+        }
+    }
+}
 
 /// Where the header block ends (after the blank line), or the whole message.
 fn header_length(bytes: &[u8]) -> usize {
