@@ -28,7 +28,6 @@ pub async fn expunge(
     };
     let deleted: Vec<u32> = view
         .entries()
-        .iter()
         .enumerate()
         .filter(|(index, _)| {
             allowed

@@ -27,11 +27,7 @@ pub async fn select(
     view.announce_flags(out);
     out.untagged(&format!("{} EXISTS", view.len()));
     out.untagged(&format!("{} RECENT", view.recent_count()));
-    if let Some(first_unseen) = view
-        .entries()
-        .iter()
-        .position(|e| !view.has_flag(e, "\\Seen"))
-    {
+    if let Some(first_unseen) = view.entries().position(|e| !view.has_flag(&e, "\\Seen")) {
         out.status(
             None,
             crate::imap::response::Status::Ok,
@@ -65,7 +61,6 @@ pub async fn close(services: &Services, view: View) -> Outcome {
     if !view.read_only {
         let deleted: Vec<u32> = view
             .entries()
-            .iter()
             .filter(|e| view.has_flag(e, "\\Deleted"))
             .map(|e| e.uid)
             .collect();

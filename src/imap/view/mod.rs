@@ -20,63 +20,13 @@ use crate::directory::BanList;
 use crate::notify::Subscription;
 use crate::store::{MailboxId, MessageSummary};
 
+mod messages;
+
+pub use messages::Entry;
+use messages::{FLAG_SET, Messages};
+
 /// The flags every mailbox has (RFC 3501 2.3.2).
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
-
-/// One message as the client knows it: 8 bytes, since an idle session keeps
-/// one per message of its mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
-    pub uid: u32,
-    /// The index of its flag list in the view's `FlagSets`, `GONE` and `RECENT`.
-    bits: u32,
-}
-
-/// Set in `Entry::bits` for a message gone from the store but not yet
-/// reported with EXPUNGE.
-const GONE: u32 = 1 << 31;
-/// Set in `Entry::bits` for a message that is \Recent in this session.
-const RECENT: u32 = 1 << 30;
-/// The bits of `Entry::bits` that hold the flag list's index.
-const FLAG_SET: u32 = RECENT - 1;
-
-impl Entry {
-    fn new(uid: u32, flags: u32) -> Entry {
-        Entry {
-            uid,
-            bits: flags & FLAG_SET,
-        }
-    }
-
-    /// Gone from the store, not yet reported with EXPUNGE.
-    pub fn is_expunged(&self) -> bool {
-        self.bits & GONE != 0
-    }
-
-    fn set_expunged(&mut self, gone: bool) {
-        self.set_bit(GONE, gone);
-    }
-
-    fn is_recent(&self) -> bool {
-        self.bits & RECENT != 0
-    }
-
-    fn set_bit(&mut self, bit: u32, on: bool) {
-        self.bits = if on {
-            self.bits | bit
-        } else {
-            self.bits & !bit
-        };
-    }
-
-    fn flag_set(&self) -> u32 {
-        self.bits & FLAG_SET
-    }
-
-    fn set_flag_set(&mut self, id: u32) {
-        self.bits = (self.bits & !FLAG_SET) | (id & FLAG_SET);
-    }
-}
 
 /// The distinct flag lists of a mailbox, each kept once. Most messages share
 /// one of a handful (none, `\Seen`, `\Seen \Answered`), so a view of
@@ -113,7 +63,7 @@ pub struct View {
     pub read_only: bool,
     pub uidvalidity: u32,
     pub uidnext: u32,
-    entries: Vec<Entry>,
+    entries: Messages,
     flag_sets: FlagSets,
     /// The keywords the client was told of with FLAGS, by lower-case form:
     /// a FETCH may show no other (RFC 3501 7.2.6).
@@ -182,14 +132,12 @@ impl View {
             .ok_or_else(Failure::no_such_mailbox)?;
         let bans = services.directory.bans().await?;
         let mut flag_sets = FlagSets::default();
-        let entries = services
-            .store
-            .summaries(&mailbox)
-            .await?
-            .into_iter()
-            .filter(|summary| !is_hidden(&bans, summary))
-            .map(|summary| Entry::new(summary.uid, flag_sets.intern(&summary.flags)))
-            .collect();
+        let mut entries = Messages::default();
+        for summary in services.store.summaries(&mailbox).await? {
+            if !is_hidden(&bans, &summary) {
+                entries.push(Entry::new(summary.uid, flag_sets.intern(&summary.flags)));
+            }
+        }
         let mut view = View {
             owners: mailbox.owners(),
             mailbox,
@@ -272,12 +220,13 @@ impl View {
         self.entries.is_empty()
     }
 
-    pub fn entry(&self, index: usize) -> &Entry {
-        &self.entries[index]
+    pub fn entry(&self, index: usize) -> Entry {
+        self.entries.get(index)
     }
 
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// The messages in sequence-number order.
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = Entry> + '_ {
+        self.entries.iter()
     }
 
     /// The flags of a message of this view (without `\Recent`).
@@ -296,11 +245,11 @@ impl View {
     /// session to have been told of it (RFC 3501 2.3.2).
     pub fn is_recent(&self, uid: u32) -> bool {
         self.index_of_uid(uid)
-            .is_some_and(|index| self.entries[index].is_recent())
+            .is_some_and(|index| self.entries.get(index).is_recent())
     }
 
     pub fn recent_count(&self) -> usize {
-        self.entries.iter().filter(|e| e.is_recent()).count()
+        self.entries.iter().filter(Entry::is_recent).count()
     }
 
     /// UIDs the client learned from COPYUID or APPENDUID may be newer than
@@ -332,18 +281,19 @@ impl View {
     }
 
     pub fn max_uid(&self) -> u32 {
-        self.entries.last().map_or(0, |e| e.uid)
+        self.entries.last_uid().unwrap_or(0)
     }
 
     pub fn index_of_uid(&self, uid: u32) -> Option<usize> {
-        self.entries.binary_search_by_key(&uid, |e| e.uid).ok()
+        self.entries.index_of_uid(uid)
     }
 
     /// Records flags this session set itself.
     pub fn set_flags(&mut self, uid: u32, flags: &[String]) {
         if let Some(index) = self.index_of_uid(uid) {
             let id = self.flag_sets.intern(flags);
-            self.entries[index].set_flag_set(id);
+            let entry = self.entries.get(index).with_flag_set(id);
+            self.entries.set(index, entry);
         }
     }
 
@@ -440,8 +390,10 @@ impl View {
             .collect();
         self.bans = bans;
 
-        for entry in &mut self.entries {
-            entry.set_expunged(!visible.contains_key(&entry.uid));
+        for index in 0..self.entries.len() {
+            let entry = self.entries.get(index);
+            self.entries
+                .set(index, entry.expunged(!visible.contains_key(&entry.uid)));
         }
         if allow_expunge {
             self.report_expunged(out);
@@ -450,11 +402,13 @@ impl View {
         // Keywords first: the FETCHes and the new messages below may show them.
         let lists: HashSet<&[String]> = visible.values().map(|s| s.flags.as_slice()).collect();
         self.announce_keywords(lists, out);
-        for (index, entry) in self.entries.iter_mut().enumerate() {
+        for index in 0..self.entries.len() {
+            let entry = self.entries.get(index);
             if let Some(summary) = visible.get(&entry.uid)
                 && summary.flags.as_slice() != self.flag_sets.get(entry.flag_set())
             {
-                entry.set_flag_set(self.flag_sets.intern(&summary.flags));
+                let id = self.flag_sets.intern(&summary.flags);
+                self.entries.set(index, entry.with_flag_set(id));
                 out.untagged(&format!(
                     "{} FETCH (UID {} FLAGS ({}))",
                     index + 1,
@@ -496,12 +450,13 @@ impl View {
             }
         }
         let claimed = self.claimed.clone();
-        for entry in self.entries.iter_mut().rev() {
+        for index in (0..self.entries.len()).rev() {
+            let entry = self.entries.get(index);
             if entry.uid < claimed.start {
                 break;
             }
             if claimed.contains(&entry.uid) {
-                entry.set_bit(RECENT, true);
+                self.entries.set(index, entry.recent());
             }
         }
         Ok(())
@@ -510,7 +465,7 @@ impl View {
     /// Reports messages found gone, highest sequence number first.
     pub fn report_expunged(&mut self, out: &mut Out<'_>) {
         for index in (0..self.entries.len()).rev() {
-            if self.entries[index].is_expunged() {
+            if self.entries.get(index).is_expunged() {
                 out.untagged(&format!("{} EXPUNGE", index + 1));
                 self.entries.remove(index);
             }
@@ -524,7 +479,7 @@ impl View {
         Ok(self
             .resolve(set, by_uid)?
             .into_iter()
-            .map(|i| &self.entries[i])
+            .map(|i| self.entries.get(i))
             .filter(|e| !e.is_expunged())
             .map(|e| e.uid)
             .collect())
@@ -547,8 +502,8 @@ impl View {
             let (start, end) = if by_uid {
                 let (low, high) = ordered(self.uid_value(from), self.uid_value(to));
                 (
-                    self.entries.partition_point(|e| e.uid < low),
-                    self.entries.partition_point(|e| e.uid <= high),
+                    self.entries.count_below(low),
+                    self.entries.count_below(high.saturating_add(1)),
                 )
             } else {
                 let (low, high) = ordered(self.seq_value(from)?, self.seq_value(to)?);
@@ -665,12 +620,9 @@ mod tests {
         assert_eq!(sets.get(a), seen.as_slice());
         assert!(sets.get(none).is_empty());
         assert_eq!(sets.lists.len(), 2);
-        assert_eq!(std::mem::size_of::<Entry>(), 8);
-        let mut entry = Entry::new(7, a);
-        entry.set_expunged(true);
-        entry.set_flag_set(none);
+        let entry = Entry::new(7, a).expunged(true).with_flag_set(none);
         assert!(entry.is_expunged() && entry.flag_set() == none);
-        entry.set_expunged(false);
+        let entry = entry.expunged(false);
         assert!(!entry.is_expunged() && entry.flag_set() == none);
     }
 
