@@ -183,3 +183,43 @@ on_both_backends!(
     check_reports_what_another_session_changed,
     concurrent_writers_never_see_a_lock_conflict,
 );
+
+/// A deadlock the database resolves by giving up the server's transaction
+/// is run again inside the command: the client gets OK, never
+/// `NO [UNAVAILABLE]`. An outside transaction holds message 1 while the
+/// STORE holds the mailbox's state row and waits for it; the outside
+/// transaction then asks for the state row. The STORE has waited longer,
+/// so PostgreSQL's deadlock check (after `deadlock_timeout`, 1 s) gives up
+/// the STORE's transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_is_resolved_inside_the_command() {
+    let server = TestServer::start(support::Backend::Postgres).await;
+    let alice = alice(&server).await;
+    let mut client = selected(&server, &alice, "box@alice.example").await;
+    let imap_server::store::Backend::Postgres(pool) = &server.database.backend else {
+        unreachable!("started on PostgreSQL")
+    };
+    let mut outside = pool.begin().await.expect("begin");
+    sqlx::query(
+        "SELECT 1 FROM emails WHERE mailbox_owner = 'box@alice.example' AND uid = 1 FOR UPDATE",
+    )
+    .execute(&mut *outside)
+    .await
+    .expect("lock message 1");
+    client.send(b"a1 STORE 1:2 +FLAGS (\\Flagged)\r\n").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::query(
+        "UPDATE mailbox_state SET subscribed = subscribed
+         WHERE owner = 'box@alice.example' AND name = 'INBOX'",
+    )
+    .execute(&mut *outside)
+    .await
+    .expect("the server's transaction is the one given up");
+    outside.commit().await.expect("commit");
+    let store = client.until_tagged("a1").await;
+    assert_eq!(store.tail(), "OK STORE completed", "{store:?}");
+    assert!(
+        store.has_untagged("* 2 FETCH (FLAGS (\\Flagged"),
+        "{store:?}"
+    );
+}
