@@ -135,6 +135,41 @@ async fn check_reports_what_another_session_changed(server: TestServer) {
     );
 }
 
+/// An expunge another session made, found while a FETCH had to hold it
+/// back, is reported at the next command that may report it, though
+/// nothing changed since (the stress scenario found one never reported).
+async fn an_expunge_held_back_is_reported_at_the_next_noop(server: TestServer) {
+    let alice = alice(&server).await;
+    let mut first = selected(&server, &alice, "box@alice.example").await;
+    let mut second = selected(&server, &alice, "box@alice.example").await;
+    assert!(first.run("STORE 1 +FLAGS.SILENT (\\Deleted)").await.is_ok());
+    assert!(first.run("EXPUNGE").await.has_untagged("* 1 EXPUNGE"));
+    let fetch = second.run("FETCH 1:3 (UID)").await;
+    assert!(fetch.is_ok() && !fetch.has_untagged("EXPUNGE"), "{fetch:?}");
+    let noop = second.run("NOOP").await;
+    assert!(noop.has_untagged("* 1 EXPUNGE"), "{noop:?}");
+    let fetch = second.run("FETCH 1:* (UID)").await;
+    assert_eq!(fetch.untagged.len(), 2, "{fetch:?}");
+}
+
+/// UIDNEXT at SELECT is past every UID the SELECT counts, also when a
+/// message came in between reading the counters and the messages (here: a
+/// writer that chose its own UID, which the counters never saw).
+async fn uidnext_is_past_every_message_select_counts(server: TestServer) {
+    let alice = alice(&server).await;
+    server
+        .execute(
+            "INSERT INTO emails (mailbox_owner, mailbox, subject, from_addr, body, uid, inbox_owner)
+             SELECT 'box@alice.example', 'INBOX', 'x', 'y@z.example', 'hi', 100, user_id
+             FROM inbox WHERE email_address = 'box@alice.example'",
+        )
+        .await;
+    let mut client = server.login(&alice).await;
+    let select = client.run("SELECT box@alice.example").await;
+    assert!(select.has_untagged("* 4 EXISTS"), "{select:?}");
+    assert!(select.has_untagged("[UIDNEXT 101]"), "{select:?}");
+}
+
 /// Ten sessions, five on the unified INBOX and five on the address, flag,
 /// expunge, copy and move the same messages at once. Every command must be
 /// answered OK: a lock conflict is the server's business, not the client's.
@@ -181,6 +216,8 @@ on_both_backends!(
     keywords_are_announced_before_any_fetch_shows_them,
     recent_goes_to_exactly_one_session,
     check_reports_what_another_session_changed,
+    an_expunge_held_back_is_reported_at_the_next_noop,
+    uidnext_is_past_every_message_select_counts,
     concurrent_writers_never_see_a_lock_conflict,
 );
 

@@ -384,6 +384,11 @@ impl Session {
         let Some(view) = self.state.view_mut() else {
             return Freshness::Current;
         };
+        // Expunges found during a command that had to hold them back are
+        // reported now, even if nothing changed since (RFC 3501 7.4.1).
+        if updates != Updates::NoExpunge {
+            view.report_expunged(out);
+        }
         let must_look = updates == Updates::Always && !services.store.hears_every_writer();
         if !must_look && !view.is_stale(&services).await {
             return Freshness::Current;

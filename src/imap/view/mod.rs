@@ -81,6 +81,10 @@ pub struct View {
     /// has reported yet: a look before a command must not lose it for the
     /// report after the command.
     pending: bool,
+    /// Messages found gone that EXPUNGE has not reported yet (held back
+    /// during FETCH, STORE and SEARCH): the next command that may report
+    /// them does, whether or not anything else changed.
+    unreported: usize,
 }
 
 /// Whether the selected mailbox is still the one the client selected.
@@ -144,7 +148,11 @@ impl View {
             name,
             read_only,
             uidvalidity: state.uidvalidity,
-            uidnext: state.uidnext,
+            // A message appended while the counters and the messages were
+            // read is among the messages: UIDNEXT must be past it.
+            uidnext: state
+                .uidnext
+                .max(entries.last_uid().map_or(0, |uid| uid + 1)),
             entries,
             flag_sets,
             keywords: BTreeMap::new(),
@@ -153,6 +161,7 @@ impl View {
             subscription,
             bans,
             pending: false,
+            unreported: 0,
         };
         // After the messages were read, so that the claim covers them all.
         view.take_recent(services).await?;
@@ -358,7 +367,7 @@ impl View {
         };
         match services.store.mailbox_state(&self.mailbox).await? {
             Some(state) if state.uidvalidity == self.uidvalidity && !banned => {
-                self.uidnext = state.uidnext;
+                self.uidnext = state.uidnext.max(self.max_uid() + 1);
                 self.unclaimed_from = state.recent_uid;
                 Ok(Freshness::Current)
             }
@@ -390,10 +399,12 @@ impl View {
             .collect();
         self.bans = bans;
 
+        self.unreported = 0;
         for index in 0..self.entries.len() {
             let entry = self.entries.get(index);
-            self.entries
-                .set(index, entry.expunged(!visible.contains_key(&entry.uid)));
+            let gone = !visible.contains_key(&entry.uid);
+            self.unreported += usize::from(gone);
+            self.entries.set(index, entry.expunged(gone));
         }
         if allow_expunge {
             self.report_expunged(out);
@@ -464,6 +475,10 @@ impl View {
 
     /// Reports messages found gone, highest sequence number first.
     pub fn report_expunged(&mut self, out: &mut Out<'_>) {
+        if self.unreported == 0 {
+            return;
+        }
+        self.unreported = 0;
         for index in (0..self.entries.len()).rev() {
             if self.entries.get(index).is_expunged() {
                 out.untagged(&format!("{} EXPUNGE", index + 1));
