@@ -5,14 +5,15 @@
 #   bench/compare.sh --quick    5 users x 500 messages, shorter scenarios, once each
 #   bench/compare.sh [--quick] --only 1,2   extra options go to `imap-load compare`
 #   BENCH_PERF=/tmp/perf.data bench/compare.sh --quick --only 2   with a system-wide profile
-#   bench/compare.sh --stress [--sessions 10] [--seconds 30] [--seed N] [--checkpoint-seconds 5]
+#   bench/compare.sh --stress [--sessions 10] [--seconds 30] [--seed N] [--checkpoint-seconds 5] [--rawlog DIR]
 #       instead of the performance scenarios, the stress scenario (`imap-load stress`):
 #       10 sessions of one user on one INBOX, random commands checked against a model
 #       of the mailbox, on our server and then on Dovecot, each report in turn. The
 #       user (stress@bench.test) is only for this; its INBOX is filled with the same
 #       50 small messages on both servers first. No corpus is loaded (--quick changes
 #       nothing here). Exits with status 1 if either server showed a contradiction
-#       or a BAD answer.
+#       or a BAD answer. --rawlog DIR keeps every session's traffic in
+#       DIR/imap-server/session-N.log and DIR/Dovecot/session-N.log.
 #
 # Starts, on 127.0.0.1 only and in a temporary directory: a throwaway
 # PostgreSQL cluster (unix socket, no TCP), imap-server on it, and Dovecot
@@ -29,6 +30,7 @@ users=20
 messages=2000
 stress=
 stress_args=()
+rawlog=
 compare_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,6 +39,9 @@ while [ $# -gt 0 ]; do
         --sessions|--seconds|--seed|--checkpoint-seconds)
             [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
             stress_args+=("$1" "$2"); shift ;;
+        --rawlog)
+            [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
+            rawlog=$(realpath -m "$2"); shift ;;
         *) compare_args+=("$1") ;;
     esac
     shift
@@ -51,6 +56,7 @@ if [ -n "$stress" ]; then
     case " ${stress_args[*]} " in *" --seed "*) ;; *) stress_args+=(--seed "$RANDOM$RANDOM") ;; esac
 else
     [ ${#stress_args[@]} -eq 0 ] || { echo "${stress_args[0]} is an option of --stress" >&2; exit 2; }
+    [ -z "$rawlog" ] || { echo "--rawlog is an option of --stress" >&2; exit 2; }
 fi
 ours_port=${BENCH_OURS_PORT:-21143}
 dovecot_port=${BENCH_DOVECOT_PORT:-21144}
@@ -220,8 +226,10 @@ echo "== load ($(nproc) cores; load average now $(cut -d' ' -f1-3 /proc/loadavg)
 status=0
 if [ -n "$stress" ]; then
     stress_on() { # NAME PORT
+        local log=()
+        [ -z "$rawlog" ] || log=(--rawlog "$rawlog/$1")
         "$load" stress --name "$1" --server "127.0.0.1:$2" --user "$stress_user" --password "$stress_token" \
-            --mailbox INBOX --fill 50 "${stress_args[@]}" || status=1
+            --mailbox INBOX --fill 50 "${stress_args[@]}" "${log[@]}" || status=1
     }
     stress_on imap-server "$ours_port"
     stress_on Dovecot "$dovecot_port"

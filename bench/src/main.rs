@@ -114,6 +114,9 @@ enum Command {
         /// Name of the server in the report.
         #[arg(long, default_value = "server")]
         name: String,
+        /// Write each session's traffic to DIR/session-N.log.
+        #[arg(long, value_name = "DIR")]
+        rawlog: Option<PathBuf>,
     },
 }
 
@@ -208,6 +211,7 @@ async fn main() -> Result<()> {
             checkpoint_seconds,
             fill,
             name,
+            rawlog,
         } => {
             if sessions == 0 {
                 bail!("--sessions must be at least 1");
@@ -227,6 +231,7 @@ async fn main() -> Result<()> {
                 checkpoint_every: Duration::from_secs(checkpoint_seconds),
                 seed,
                 fill,
+                rawlog,
             })
             .await?;
             report.print(&name);

@@ -468,12 +468,46 @@ pub fn compare_views(views: &[View], when: &str, tally: &mut Tally) {
             .collect();
         tally.contradiction(
             Kind::CheckpointExists,
-            format!("{when}: EXISTS {}", counts.join(" ")),
+            format!(
+                "{when}: EXISTS {}{}",
+                counts.join(" "),
+                uids_not_everywhere(views)
+            ),
         );
     } else {
         compare_uids(views, first.exists, when, tally);
     }
     compare_flags(views, when, tally);
+}
+
+/// Among the views that know every UID: the UIDs some of them lack, to
+/// show which messages the sessions disagree about.
+fn uids_not_everywhere(views: &[View]) -> String {
+    let complete: Vec<(usize, BTreeSet<u32>)> = views
+        .iter()
+        .filter(|v| v.uids.iter().all(Option::is_some))
+        .map(|v| (v.session, v.uids.iter().flatten().copied().collect()))
+        .collect();
+    let all: BTreeSet<u32> = complete
+        .iter()
+        .flat_map(|(_, uids)| uids.iter().copied())
+        .collect();
+    let mut notes = Vec::new();
+    for uid in all {
+        let holders: Vec<String> = complete
+            .iter()
+            .filter(|(_, uids)| uids.contains(&uid))
+            .map(|(s, _)| format!("s{s}"))
+            .collect();
+        if holders.len() < complete.len() {
+            notes.push(format!("UID {uid} only in {}", holders.join(",")));
+        }
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", notes.join("; "))
+    }
 }
 
 fn compare_uids(views: &[View], exists: usize, when: &str, tally: &mut Tally) {
@@ -691,12 +725,15 @@ mod tests {
         let mut t = Tally::default();
         compare_views(
             &[
-                view(0, 2, vec![None, None], &[]),
-                view(1, 1, vec![None], &[]),
+                view(0, 2, vec![Some(1), Some(2)], &[]),
+                view(1, 1, vec![Some(1)], &[]),
+                view(2, 2, vec![None, None], &[]),
             ],
             "test",
             &mut t,
         );
         assert_eq!(kinds(&t), vec![Kind::CheckpointExists]);
+        let example = &t.contradictions[&Kind::CheckpointExists].1[0];
+        assert!(example.ends_with("; UID 2 only in s0"), "{example}");
     }
 }

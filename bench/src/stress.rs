@@ -6,7 +6,10 @@
 //! fetch every message's UID and flags and compare again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +37,8 @@ pub struct Options {
     pub seed: u64,
     /// APPEND until the mailbox holds this many messages before the start.
     pub fill: usize,
+    /// Write each session's traffic to `session-N.log` in this directory.
+    pub rawlog: Option<PathBuf>,
 }
 
 /// The commands, as the latency table and the NO/BAD examples name them.
@@ -382,6 +387,8 @@ struct Session {
     selected: Option<Selected>,
     appended: u64,
     outcome: Outcome,
+    /// `--rawlog`: this session's traffic, for reading up on a contradiction.
+    rawlog: Option<BufWriter<File>>,
 }
 
 impl Session {
@@ -427,6 +434,9 @@ impl Session {
             && let Err(error) = self.logout().await
         {
             self.failed(error);
+        }
+        if let Some(Err(error)) = self.rawlog.take().map(|mut log| log.flush()) {
+            eprintln!("rawlog of session {}: {error}", self.index);
         }
         self.outcome
     }
@@ -510,6 +520,7 @@ impl Session {
         // and the session is disconnected.
         let mut client = self.client.take().context("not connected")?;
         let tag = client.send(command).await?;
+        self.rawlog(&format!("{tag} {command}"), true);
         if let Some(bytes) = literal {
             client.write_raw(bytes).await?;
             client.write_raw(b"\r\n").await?;
@@ -519,6 +530,7 @@ impl Session {
         let mut bye = false;
         loop {
             let line = client.line().await?;
+            self.rawlog(&String::from_utf8_lossy(&line), false);
             if let Some(tagged) = response::tagged(&line, &tag) {
                 let tagged = tagged.map_err(anyhow::Error::msg)?;
                 self.outcome
@@ -573,6 +585,28 @@ impl Session {
                     );
                 }
             }
+        }
+    }
+
+    /// One line of this session's traffic into its rawlog, if asked for:
+    /// time, direction, and at most 300 characters (literals cut short).
+    fn rawlog(&mut self, line: &str, sent: bool) {
+        let Some(log) = self.rawlog.as_mut() else {
+            return;
+        };
+        let at = self.shared.now().as_secs_f64();
+        let arrow = if sent { "C:" } else { "S:" };
+        let line = line.trim_end();
+        let cut: String = line.chars().take(300).collect();
+        let more = if cut.len() < line.len() { " …" } else { "" };
+        let written = writeln!(
+            log,
+            "{at:10.6} {arrow} {}{more}",
+            cut.replace("\r\n", "\\r\\n")
+        );
+        if let Err(error) = written {
+            eprintln!("rawlog of session {}: {error}; no more logging", self.index);
+            self.rawlog = None;
         }
     }
 
@@ -924,11 +958,14 @@ impl Session {
                 break;
             };
             if selected.model.holds(local) {
-                let uid = selected.model.uid_of(local);
-                self.tally().contradiction(
-                    Kind::DeletedSurvivedExpunge,
-                    format!("UID {uid:?} answered \\Deleted to STORE, still there after EXPUNGE"),
+                let example = format!(
+                    "session {}: UID {:?} answered \\Deleted to STORE, still there after EXPUNGE -> {}",
+                    self.index,
+                    selected.model.uid_of(local),
+                    shorten(&reply.tagged.text)
                 );
+                self.tally()
+                    .contradiction(Kind::DeletedSurvivedExpunge, example);
             }
         }
         Ok(())
@@ -1195,8 +1232,19 @@ pub async fn run(options: Options) -> Result<Report> {
             coverage: Mutex::new([Coverage::default(); 2]),
         },
     });
+    if let Some(dir) = &options.rawlog {
+        fs::create_dir_all(dir).with_context(|| format!("create {dir:?}"))?;
+    }
     let mut tasks = Vec::new();
     for index in 0..options.sessions {
+        let rawlog = match &options.rawlog {
+            Some(dir) => {
+                let path = dir.join(format!("session-{index}.log"));
+                let file = File::create(&path).with_context(|| format!("create {path:?}"))?;
+                Some(BufWriter::new(file))
+            }
+            None => None,
+        };
         let session = Session {
             index,
             shared: shared.clone(),
@@ -1205,6 +1253,7 @@ pub async fn run(options: Options) -> Result<Report> {
             selected: None,
             appended: 0,
             outcome: Outcome::default(),
+            rawlog,
         };
         tasks.push(tokio::spawn(session.run()));
     }
