@@ -6,8 +6,11 @@
 mod client;
 mod corpus;
 mod memory;
+mod model;
+mod response;
 mod scenarios;
 mod stats;
+mod stress;
 
 use std::fs;
 use std::io::Write;
@@ -81,6 +84,39 @@ enum Command {
         /// Skip the warm-up (the index of every mailbox fetched once).
         #[arg(long)]
         no_warm_up: bool,
+    },
+    /// Many sessions of one user on one mailbox, sending random commands
+    /// (imaptest's mix) and checking every answer against a model of the
+    /// mailbox; exits with status 1 after contradictions or BAD answers.
+    Stress {
+        #[arg(long)]
+        server: SocketAddr,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Seed of the sessions' choices (default: from the clock; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// All sessions catch up and compare their views this often (0: only at the end).
+        #[arg(long, default_value_t = 5)]
+        checkpoint_seconds: u64,
+        /// APPEND (creating the mailbox if needed) until it holds this many
+        /// messages before the sessions start.
+        #[arg(long, default_value_t = 0)]
+        fill: usize,
+        /// Name of the server in the report.
+        #[arg(long, default_value = "server")]
+        name: String,
+        /// Write each session's traffic to DIR/session-N.log.
+        #[arg(long, value_name = "DIR")]
+        rawlog: Option<PathBuf>,
     },
 }
 
@@ -163,6 +199,46 @@ async fn main() -> Result<()> {
                 warm_up: !no_warm_up,
             };
             compare(&targets, &plan).await
+        }
+        Command::Stress {
+            server,
+            user,
+            password,
+            mailbox,
+            sessions,
+            seconds,
+            seed,
+            checkpoint_seconds,
+            fill,
+            name,
+            rawlog,
+        } => {
+            if sessions == 0 {
+                bail!("--sessions must be at least 1");
+            }
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_secs())
+            });
+            let report = stress::run(stress::Options {
+                server,
+                user,
+                password,
+                mailbox,
+                sessions,
+                duration: Duration::from_secs(seconds),
+                checkpoint_every: Duration::from_secs(checkpoint_seconds),
+                seed,
+                fill,
+                rawlog,
+            })
+            .await?;
+            report.print(&name);
+            if report.failed() {
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }

@@ -32,6 +32,15 @@ impl Measured {
         self.count as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// The mean latency, in milliseconds.
+    pub fn mean_ms(&self) -> f64 {
+        if self.samples.is_empty() {
+            return f64::NAN;
+        }
+        let total: Duration = self.samples.iter().sum();
+        total.as_secs_f64() * 1000.0 / self.samples.len() as f64
+    }
+
     /// The `p`-th percentile (0..=100), in milliseconds.
     pub fn percentile_ms(&self, p: f64) -> f64 {
         if self.samples.is_empty() {
@@ -54,5 +63,7 @@ mod tests {
         assert_eq!(measured.percentile_ms(50.0), 50.0);
         assert_eq!(measured.percentile_ms(99.0), 99.0);
         assert_eq!(measured.rate(), 50.0);
+        assert_eq!(measured.percentile_ms(100.0), 100.0);
+        assert!((measured.mean_ms() - 50.5).abs() < 1e-9);
     }
 }
