@@ -260,3 +260,24 @@ async fn a_deadlock_is_resolved_inside_the_command() {
         "{store:?}"
     );
 }
+
+/// What a FETCH showed is what the session's view holds: when the flags
+/// then change back, the change is reported. SQLite, where an outside
+/// writer's change is noticed only at NOOP, makes the order certain (on
+/// PostgreSQL the stress scenario met it when two STOREs crossed a FETCH).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_shown_by_fetch_are_what_later_changes_compare_with() {
+    let server = TestServer::start(support::Backend::Sqlite).await;
+    let alice = alice(&server).await;
+    let mut client = selected(&server, &alice, "box@alice.example").await;
+    server
+        .execute("UPDATE emails SET flags = '$Label1' WHERE uid = 1")
+        .await;
+    let fetch = client.run("FETCH 1 (FLAGS)").await;
+    assert!(fetch.has_untagged("* 1 FETCH (FLAGS ($Label1"), "{fetch:?}");
+    server
+        .execute("UPDATE emails SET flags = '' WHERE uid = 1")
+        .await;
+    let noop = client.run("NOOP").await;
+    assert!(noop.has_untagged("FLAGS (\\Recent)"), "{noop:?}");
+}

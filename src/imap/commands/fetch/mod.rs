@@ -121,7 +121,8 @@ async fn answer_in_batches(
         if needs.parse {
             parse_uncached(services, batch).await;
         }
-        if items.contains(&Item::Flags) || !report_seen.is_empty() {
+        let shows_flags = items.contains(&Item::Flags) || !report_seen.is_empty();
+        if shows_flags {
             view.announce_keywords(batch.iter().map(|m| m.flags.as_slice()), out);
         }
         for message in batch.iter_mut() {
@@ -131,10 +132,16 @@ async fn answer_in_batches(
             let recent = view.is_recent(message.uid);
             out.extend(format!("* {} FETCH (", index + 1).as_bytes());
             write_message(items, message, needs, recent, out).await?;
-            if report_seen.contains(&message.uid) {
+            let reported_seen = report_seen.contains(&message.uid);
+            if reported_seen {
                 out.extend(format!(" FLAGS ({})", flag_list(&message.flags, recent)).as_bytes());
             }
             out.extend(b")\r\n");
+            if reported_seen || items.contains(&Item::Flags) {
+                // What the client now believes: a later change back to what
+                // the view held must still be reported.
+                view.set_flags(message.uid, &message.flags);
+            }
             // Done with its bytes: the next batch must not stack on them.
             message.content = None;
         }
