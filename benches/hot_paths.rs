@@ -100,6 +100,7 @@ fn fetch_encoding(c: &mut Criterion) {
         timestamp: Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap(),
         cache: cache.clone(),
         stored_size: 0,
+        modseq: 1,
         content: None,
         header_block: None,
     };

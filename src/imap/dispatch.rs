@@ -1,8 +1,9 @@
 //! The one place that maps a parsed command to its handler, by state, and
 //! that reports changes to the selected mailbox after each command.
 
-use imap_types::command::CommandBody;
+use imap_types::command::{CommandBody, SelectParameter};
 use imap_types::mailbox::Mailbox;
+use imap_types::status::StatusDataItemName;
 
 use super::commands::{
     any, append, auth, copy, expunge, fetch, idle, list, mailbox, search, select, status, store,
@@ -154,6 +155,9 @@ impl Session {
                 State::Logout => return Next::Close,
             },
         };
+        if let Some(view) = self.state.view_mut() {
+            self.condstore |= view.condstore;
+        }
         let freshness = self.report_changes(updates, out).await;
         self.finish(tag, outcome, out);
         if freshness == Freshness::Gone {
@@ -192,7 +196,13 @@ impl Session {
                 Err(Failure::bad("Already logged in"))
             }
             CommandBody::StartTLS => Err(Failure::bad("STARTTLS is only valid before logging in")),
-            CommandBody::Enable { capabilities } => any::enable(&capabilities, out),
+            CommandBody::Enable { capabilities } => {
+                let enabled = any::enable(&capabilities, &mut self.condstore, out);
+                if let Some(view) = self.state.view_mut() {
+                    view.condstore |= self.condstore;
+                }
+                enabled
+            }
             CommandBody::Namespace => any::namespace(out),
             CommandBody::Create { mailbox } => mailbox::create(&services, &account, &mailbox).await,
             CommandBody::Delete { mailbox } => mailbox::delete(&services, &account, &mailbox).await,
@@ -236,9 +246,21 @@ impl Session {
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => status::status(&services, &account, &mailbox, &item_names, out).await,
-            CommandBody::Select { mailbox, .. } => self.open(&account, &mailbox, false, out).await,
-            CommandBody::Examine { mailbox, .. } => self.open(&account, &mailbox, true, out).await,
+            } => {
+                // Asking for HIGHESTMODSEQ enables CONDSTORE (RFC 7162 3.1).
+                self.condstore |= item_names
+                    .iter()
+                    .any(|item| matches!(item, StatusDataItemName::HighestModSeq));
+                status::status(&services, &account, &mailbox, &item_names, out).await
+            }
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.open(&account, &mailbox, &parameters, false, out).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.open(&account, &mailbox, &parameters, true, out).await,
             CommandBody::Append {
                 mailbox,
                 flags,
@@ -278,7 +300,7 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
+                modifiers,
             } => {
                 let view = self.selected()?.view;
                 fetch::fetch(
@@ -287,6 +309,7 @@ impl Session {
                     &sequence_set,
                     &macro_or_item_names,
                     uid,
+                    &modifiers,
                     out,
                 )
                 .await
@@ -297,7 +320,7 @@ impl Session {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
                 let view = self.selected()?.view;
                 let request = store::Request {
@@ -306,6 +329,7 @@ impl Session {
                     response: &response,
                     flags: &flags,
                     by_uid: uid,
+                    modifiers: &modifiers,
                 };
                 store::store(&services, view, request, out).await
             }
@@ -366,11 +390,29 @@ impl Session {
         &mut self,
         account: &Account,
         mailbox: &Mailbox<'_>,
+        parameters: &[SelectParameter],
         read_only: bool,
         out: &mut Out<'_>,
     ) -> Outcome {
         self.state.deselect();
-        let (view, done) = select::select(&self.services, account, mailbox, read_only, out).await?;
+        for parameter in parameters {
+            match parameter {
+                // SELECT (CONDSTORE) enables CONDSTORE (RFC 7162 3.1.8).
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync { .. } => {
+                    return Err(Failure::bad("QRESYNC is not enabled"));
+                }
+            }
+        }
+        let (view, done) = select::select(
+            &self.services,
+            account,
+            mailbox,
+            read_only,
+            self.condstore,
+            out,
+        )
+        .await?;
         self.state.select(view);
         Ok(done)
     }

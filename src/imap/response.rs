@@ -73,6 +73,12 @@ pub enum Code {
     },
     /// The charsets SEARCH accepts (RFC 3501 7.1).
     BadCharset(&'static str),
+    // RFC 7162
+    HighestModSeq(u64),
+    /// The messages an UNCHANGEDSINCE test kept from changing.
+    Modified(String),
+    /// A SELECT ended the previous selection (QRESYNC enabled).
+    Closed,
 }
 
 impl Code {
@@ -136,6 +142,15 @@ impl Code {
                 let _ = write!(out, "BADCHARSET ({list})");
                 return;
             }
+            Code::HighestModSeq(n) => {
+                let _ = write!(out, "HIGHESTMODSEQ {n}");
+                return;
+            }
+            Code::Modified(set) => {
+                let _ = write!(out, "MODIFIED {set}");
+                return;
+            }
+            Code::Closed => "CLOSED",
         };
         out.push_str(text);
     }

@@ -56,6 +56,9 @@ pub struct Session {
     /// Who logged in, kept past LOGOUT for the closing log line.
     pub(super) user: Option<String>,
     bad_commands: u32,
+    /// CONDSTORE was enabled (RFC 7162 3.1): by ENABLE or by a command that
+    /// uses it. It stays on for the rest of the session.
+    pub(super) condstore: bool,
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
     pub(crate) transport: Transport,
@@ -70,6 +73,7 @@ impl Session {
             failed_logins: 0,
             user: None,
             bad_commands: 0,
+            condstore: false,
             seen_command: false,
             transport,
         }

@@ -44,6 +44,17 @@ pub enum MailboxId {
 }
 
 impl MailboxId {
+    /// The owner of the mod-sequence counter of this mailbox's messages: the
+    /// user (docs/ARCHITECTURE.md, Mod-sequences). Its counter is the
+    /// highestmodseq of the user's own INBOX state row.
+    fn counter(&self) -> &str {
+        match self {
+            MailboxId::Inbox { user_id }
+            | MailboxId::Address { user_id, .. }
+            | MailboxId::Folder { user_id, .. } => user_id,
+        }
+    }
+
     /// The `mailbox_state` key and `emails` columns of this mailbox.
     fn key(&self) -> (&str, &str) {
         match self {
@@ -99,7 +110,11 @@ pub enum MailboxKind {
 pub struct MailboxState {
     pub uidvalidity: u32,
     pub uidnext: u32,
+    /// The highest mod-sequence of the mailbox's messages and remembered
+    /// expunges (RFC 7162 3.1.2.1); never below 1.
     pub highestmodseq: u64,
+    /// Expunges up to this mod-sequence are forgotten (RFC 7162 3.2.5.2).
+    pub forgotten_modseq: u64,
     /// Messages with a UID at or above this are \Recent.
     pub recent_uid: u32,
 }
@@ -110,6 +125,7 @@ pub struct MessageSummary {
     pub uid: u32,
     pub sender: Option<String>,
     pub flags: Vec<String>,
+    pub modseq: u64,
 }
 
 impl MessageSummary {
@@ -163,6 +179,7 @@ pub struct MessageData {
     pub id: String,
     pub uid: u32,
     pub flags: Vec<String>,
+    pub modseq: u64,
     pub timestamp: DateTime<Utc>,
     pub cache: ParseCache,
     /// Bytes of stored content (raw, body and html), known without loading
@@ -241,6 +258,24 @@ impl FlagChange {
     }
 }
 
+/// A message's flags after a STORE, and the mod-sequence they carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flagged {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub modseq: u64,
+    /// Whether this STORE changed them (and so gave them `modseq`).
+    pub changed: bool,
+}
+
+/// What a STORE did: every message it looked at, and those it left alone
+/// because they changed after the client's UNCHANGEDSINCE (RFC 7162 3.1.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagsChanged {
+    pub messages: Vec<Flagged>,
+    pub modified: Vec<u32>,
+}
+
 /// Where COPY put the messages: (source UID, new UID) pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copied {
@@ -298,7 +333,17 @@ pub trait MailStore: Send + Sync {
         uids: &[u32],
         change: FlagChange,
         flags: &[String],
-    ) -> StoreResult<Vec<(u32, Vec<String>)>>;
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagsChanged>;
+    /// Those of `uids` whose mod-sequence is above `since` (CHANGEDSINCE).
+    async fn changed_since(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        since: u64,
+    ) -> StoreResult<Vec<u32>>;
+    /// The remembered expunges of the mailbox above mod-sequence `since`.
+    async fn expunged_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<u32>>;
     /// Removes messages; returns the UIDs removed.
     async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>>;
     /// Copies messages to another mailbox, flags included.
@@ -432,6 +477,21 @@ impl MailboxId {
                 "mailbox_owner = $1 AND mailbox = 'INBOX' AND inbox_owner = $2",
             ),
             MailboxId::Folder { .. } => ("uid", "mailbox_owner = $1 AND mailbox = $2"),
+        }
+    }
+}
+
+impl MailboxId {
+    /// The filter on `emails` of this mailbox's messages with `$1` and `$2`
+    /// bound to its `key()` and `$3` to its `address_user()`, for statements
+    /// that also read the mailbox's state row.
+    fn keyed_filter(&self) -> &'static str {
+        match self {
+            MailboxId::Inbox { .. } => "inbox_owner = $1",
+            MailboxId::Address { .. } => {
+                "mailbox_owner = $1 AND mailbox = $2 AND inbox_owner = $3::text"
+            }
+            MailboxId::Folder { .. } => "mailbox_owner = $1 AND mailbox = $2",
         }
     }
 }

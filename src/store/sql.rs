@@ -136,7 +136,7 @@ pub struct SqlStore<D: Database> {
 const MESSAGE_COLUMNS: &str = "id::text, {uid}, flags, coalesce(timestamp, created_at),
     imap_size, envelope, bodystructure, body_basic,
     coalesce(octet_length(raw), 0)::bigint + coalesce(octet_length(body), 0)::bigint
-        + coalesce(octet_length(html), 0)::bigint";
+        + coalesce(octet_length(html), 0)::bigint, coalesce(modseq, 1)";
 /// The columns of `Content`.
 const CONTENT_COLUMNS: &str = "raw, subject, from_addr, to_addrs::text, body, html";
 /// The same, only for rows whose header section is not kept, then that section.
@@ -179,21 +179,43 @@ where
         &self.pool
     }
 
-    /// Raises the mailbox's HIGHESTMODSEQ and returns it.
-    async fn bump_modseq(
+    /// Takes the next value of the user's mod-sequence counter, locking it
+    /// until commit: values are handed out in commit order, and the counter
+    /// comes before any message in the lock order (docs/ARCHITECTURE.md,
+    /// Mod-sequences).
+    async fn next_modseq(
         tx: &mut Transaction<'static, D>,
         mailbox: &MailboxId,
     ) -> StoreResult<i64> {
-        let (owner, name) = mailbox.key();
-        let row: Option<(i64,)> = sqlx::query_as(sql::<D>(
-            "UPDATE mailbox_state SET highestmodseq = highestmodseq + 1
-             WHERE owner = $1 AND name = $2 RETURNING highestmodseq",
+        let (modseq,): (i64,) = sqlx::query_as(sql::<D>(
+            "INSERT INTO mailbox_state AS s (owner, name, highestmodseq) VALUES ($1, 'INBOX', 2)
+             ON CONFLICT (owner, name) DO UPDATE SET highestmodseq = s.highestmodseq + 1
+             RETURNING highestmodseq",
         ))
-        .bind(owner)
-        .bind(name)
+        .bind(mailbox.counter())
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(modseq)
+    }
+
+    /// Locks the user's mod-sequence counter without raising it: the delete
+    /// trigger raises it, after the messages are locked.
+    async fn lock_counter(
+        tx: &mut Transaction<'static, D>,
+        mailbox: &MailboxId,
+    ) -> StoreResult<()> {
+        sqlx::query(sql::<D>(ENSURE_STATE))
+            .bind(mailbox.counter())
+            .bind("INBOX")
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(sql::<D>(
+            "SELECT highestmodseq FROM mailbox_state WHERE owner = $1 AND name = 'INBOX' FOR UPDATE",
+        ))
+        .bind(mailbox.counter())
         .fetch_optional(&mut **tx)
         .await?;
-        Ok(row.map_or(1, |(modseq,)| modseq))
+        Ok(())
     }
 
     /// Retires a mailbox name: a later mailbox of the same name gets a larger UIDVALIDITY.
@@ -264,12 +286,11 @@ where
         // With the target's counters locked, no other writer numbers messages
         // in it before this commits: the copies are the rows from `first` on.
         let (uidvalidity, first) = Self::lock_state(&mut tx, target_owner, target_name).await?;
-        // Mail to an address also takes a UID in its owner's unified INBOX:
-        // that state row is locked next, as the insert trigger takes them,
-        // before any message (docs/ARCHITECTURE.md, Storage).
-        if let Some(user) = to.address_user() {
-            Self::lock_state(&mut tx, user, "INBOX").await?;
-        }
+        // The user's INBOX state row next, before any message, as the insert
+        // trigger takes it: mail to an address takes a UID in the unified
+        // INBOX, and every copy a mod-sequence from the user's counter
+        // there (docs/ARCHITECTURE.md, Storage).
+        Self::lock_state(&mut tx, to.counter(), "INBOX").await?;
         // The sources stay locked too, so the copy sees exactly these.
         let sources: Vec<(i64,)> = sqlx::query_as(sql::<D>(format!(
             "SELECT {uid} FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE"
@@ -365,6 +386,7 @@ where
             body: row.try_get(7)?,
         },
         stored_size: u64::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0),
+        modseq: known_modseq(row.try_get(9)?),
         content: None,
         header_block: None,
     })
@@ -387,17 +409,23 @@ where
     })
 }
 
+/// A stored mod-sequence; rows written before 0006 may lack one.
+fn known_modseq(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0).max(1)
+}
+
 fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} out of range")))
 }
 
 fn state_from_row(
-    (uidvalidity, uidnext, highestmodseq, recent_uid): (i64, i64, i64, i64),
+    (uidvalidity, uidnext, highestmodseq, recent_uid, forgotten): (i64, i64, i64, i64, i64),
 ) -> StoreResult<MailboxState> {
     Ok(MailboxState {
         uidvalidity: to_u32(uidvalidity, "uidvalidity")?,
         uidnext: to_u32(uidnext, "uidnext")?,
-        highestmodseq: u64::try_from(highestmodseq).unwrap_or(0),
+        highestmodseq: known_modseq(highestmodseq),
+        forgotten_modseq: u64::try_from(forgotten).unwrap_or(0),
         recent_uid: to_u32(recent_uid, "recent_uid")?,
     })
 }
@@ -667,12 +695,21 @@ where
         let (owner, name) = mailbox.key();
         // An address's counters count only while this user owns it: a
         // released or reassigned address is no mailbox of theirs.
-        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(sql::<D>(
-            "SELECT uidvalidity, uidnext, highestmodseq, recent_uid FROM mailbox_state s
+        // HIGHESTMODSEQ is this mailbox's own: the newest of its messages
+        // and remembered expunges, never below what was forgotten.
+        let messages = mailbox.keyed_filter();
+        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(sql::<D>(format!(
+            "SELECT uidvalidity, uidnext,
+                    greatest(1, s.forgotten_modseq,
+                             coalesce((SELECT max(modseq) FROM emails WHERE {messages}), 0),
+                             coalesce((SELECT max(x.modseq) FROM expunged x WHERE x.owner = $1 AND x.name = $2
+                                         AND ($3::text IS NULL OR x.viewer = $3::text)), 0)),
+                    recent_uid, forgotten_modseq
+             FROM mailbox_state s
              WHERE owner = $1 AND name = $2 AND NOT deleted
                AND ($3::text IS NULL OR EXISTS (
-                   SELECT 1 FROM inbox i WHERE lower(i.email_address) = s.owner AND i.user_id = $3::uuid))",
-        ))
+                   SELECT 1 FROM inbox i WHERE lower(i.email_address) = s.owner AND i.user_id = $3::uuid))"
+        )))
         .bind(owner)
         .bind(name)
         .bind(mailbox.address_user().map(str::to_owned))
@@ -684,19 +721,21 @@ where
     async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
         let (uid, filter) = mailbox.scope();
         let (owner, name) = mailbox.binds();
-        let rows: Vec<(i64, Option<String>, Option<D::Flags>)> = sqlx::query_as(sql::<D>(format!(
-            "SELECT {uid}, from_addr, flags FROM emails WHERE {filter} ORDER BY {uid}"
-        )))
-        .bind(owner)
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, Option<String>, Option<D::Flags>, Option<i64>)> =
+            sqlx::query_as(sql::<D>(format!(
+                "SELECT {uid}, from_addr, flags, modseq FROM emails WHERE {filter} ORDER BY {uid}"
+            )))
+            .bind(owner)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter()
-            .map(|(uid, sender, flags)| {
+            .map(|(uid, sender, flags, modseq_value)| {
                 Ok(MessageSummary {
                     uid: to_u32(uid, "uid")?,
                     sender,
                     flags: flags.map(D::flag_list).unwrap_or_default(),
+                    modseq: known_modseq(modseq_value.unwrap_or(1)),
                 })
             })
             .collect()
@@ -837,17 +876,21 @@ where
         uids: &[u32],
         change: FlagChange,
         flags: &[String],
-    ) -> StoreResult<Vec<(u32, Vec<String>)>> {
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagsChanged> {
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
+        let unchanged_since =
+            unchanged_since.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         retrying::<D, _, _, _>(|| async move {
             let mut tx = D::begin_unsynced(&self.pool).await?;
-            // The lock order: the mailbox's state row, then its messages in
-            // UID order (docs/ARCHITECTURE.md, Storage).
-            let modseq = Self::bump_modseq(&mut tx, mailbox).await?;
-            let rows: Vec<(String, i64, Option<D::Flags>, String, Option<String>)> =
+            // The lock order: the user's mod-sequence counter, then the
+            // messages in UID order (docs/ARCHITECTURE.md, Storage). One
+            // value for every message this command changes.
+            let modseq = Self::next_modseq(&mut tx, mailbox).await?;
+            let rows: Vec<(String, i64, Option<D::Flags>, String, Option<String>, Option<i64>)> =
                 sqlx::query_as(sql::<D>(format!(
-                    "SELECT id::text, {uid}, flags, mailbox_owner, inbox_owner::text FROM emails
+                    "SELECT id::text, {uid}, flags, mailbox_owner, inbox_owner::text, modseq FROM emails
                      WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE"
                 )))
                 .bind(owner)
@@ -855,17 +898,29 @@ where
                 .bind(D::uid_list(uids))
                 .fetch_all(&mut *tx)
                 .await?;
-            let mut result = Vec::with_capacity(rows.len());
+            let mut result = FlagsChanged::default();
             let (mut changes, mut owners) = (Vec::new(), Vec::new());
-            for (id, uid, current, mailbox_owner, inbox_owner) in rows {
+            for (id, uid, current, mailbox_owner, inbox_owner, current_modseq) in rows {
+                let uid = to_u32(uid, "uid")?;
                 let current = current.map(D::flag_list).unwrap_or_default();
+                let current_modseq = current_modseq.unwrap_or(1);
+                if current_modseq > unchanged_since {
+                    result.modified.push(uid);
+                    continue;
+                }
                 let updated = change.apply(&current, flags);
-                if updated != current {
+                let changed = updated != current;
+                if changed {
                     changes.push((id, updated.clone()));
                     owners.push(mailbox_owner);
                     owners.extend(inbox_owner);
                 }
-                result.push((to_u32(uid, "uid")?, updated));
+                result.messages.push(Flagged {
+                    uid,
+                    flags: updated,
+                    modseq: known_modseq(if changed { modseq } else { current_modseq }),
+                    changed,
+                });
             }
             if changes.is_empty() {
                 // Nothing changed: nor does the MODSEQ, and nothing waits for the disk.
@@ -881,6 +936,42 @@ where
         .await
     }
 
+    async fn changed_since(
+        &self,
+        mailbox: &MailboxId,
+        uids: &[u32],
+        since: u64,
+    ) -> StoreResult<Vec<u32>> {
+        let (owner, name) = mailbox.binds();
+        let (uid, filter) = mailbox.scope();
+        let rows: Vec<(i64,)> = sqlx::query_as(sql::<D>(format!(
+            "SELECT {uid} FROM emails WHERE {filter} AND {uid} = ANY($3) AND modseq > $4 ORDER BY {uid}"
+        )))
+        .bind(owner)
+        .bind(name)
+        .bind(D::uid_list(uids))
+        .bind(i64::try_from(since).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(uid,)| to_u32(uid, "uid")).collect()
+    }
+
+    async fn expunged_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<u32>> {
+        let (owner, name) = mailbox.key();
+        let rows: Vec<(i64,)> = sqlx::query_as(sql::<D>(
+            "SELECT uid FROM expunged
+             WHERE owner = $1 AND name = $2 AND ($3::text IS NULL OR viewer = $3::text) AND modseq > $4
+             ORDER BY uid",
+        ))
+        .bind(owner)
+        .bind(name)
+        .bind(mailbox.address_user().map(str::to_owned))
+        .bind(i64::try_from(since).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(uid,)| to_u32(uid, "uid")).collect()
+    }
+
     async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>> {
         if uids.is_empty() {
             return Ok(Vec::new());
@@ -889,10 +980,10 @@ where
         let (uid, filter) = mailbox.scope();
         retrying::<D, _, _, _>(|| async move {
             let mut tx = D::begin_unsynced(&self.pool).await?;
-            // The state row, then the messages in UID order (the subquery
-            // locks them as it reads them); the delete trigger notifies
-            // other processes.
-            Self::bump_modseq(&mut tx, mailbox).await?;
+            // The counter, then the messages in UID order (the subquery
+            // locks them as it reads them); the delete trigger remembers
+            // the expunges and notifies other processes.
+            Self::lock_counter(&mut tx, mailbox).await?;
             let removed: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql::<D>(format!(
                 "DELETE FROM emails WHERE id IN (
                      SELECT id FROM emails WHERE {filter} AND {uid} = ANY($3) ORDER BY {uid} FOR UPDATE)

@@ -54,10 +54,23 @@ pub fn id(
     Ok(Done::ok("ID completed"))
 }
 
-/// No extension we advertise can be enabled yet, so nothing is enabled
-/// (RFC 5161 3.1: unknown capabilities are ignored).
-pub fn enable(_requested: &Vec1<CapabilityEnable<'_>>, out: &mut Out<'_>) -> Outcome {
-    out.untagged("ENABLED");
+/// ENABLE (RFC 5161): CONDSTORE can be enabled; the ENABLED answer lists
+/// what this command enabled, and unknown capabilities are ignored (3.1).
+pub fn enable(
+    requested: &Vec1<CapabilityEnable<'_>>,
+    condstore: &mut bool,
+    out: &mut Out<'_>,
+) -> Outcome {
+    let mut enabled = String::from("ENABLED");
+    for capability in requested.as_ref() {
+        if let CapabilityEnable::CondStore = capability
+            && !*condstore
+        {
+            *condstore = true;
+            enabled.push_str(" CONDSTORE");
+        }
+    }
+    out.untagged(&enabled);
     Ok(Done::ok("ENABLE completed"))
 }
 

@@ -56,6 +56,9 @@ pub async fn search(
     // Sets named in the criteria, resolved once against the view.
     let mut sets = Vec::new();
     collect_sets(criteria, view, &mut sets)?;
+    let by_modseq = has_modseq_key(criteria);
+    // A MODSEQ key enables CONDSTORE (RFC 7162 3.1).
+    view.condstore |= by_modseq;
     let view: &View = view;
     let search = Search {
         criteria,
@@ -115,9 +118,13 @@ pub async fn search(
             }
         }
     }
-    let list: Vec<String> = found.iter().map(u32::to_string).collect();
+    let list: Vec<String> = found.iter().map(|(number, _)| number.to_string()).collect();
     if list.is_empty() {
         out.untagged("SEARCH");
+    } else if by_modseq {
+        // The highest mod-sequence of what matched (RFC 7162 3.1.5).
+        let highest = found.iter().map(|&(_, modseq)| modseq).max().unwrap_or(1);
+        out.untagged(&format!("SEARCH {} (MODSEQ {highest})", list.join(" ")));
     } else {
         out.untagged(&format!("SEARCH {}", list.join(" ")));
     }
@@ -153,6 +160,18 @@ async fn keep_header_blocks(services: &Services, blocks: &[(String, Vec<u8>)]) {
 /// Real clients send a handful; imap-codec already bounds their nesting.
 pub const MAX_SEARCH_KEYS: usize = 100;
 
+fn has_modseq_key(keys: &[SearchKey<'_>]) -> bool {
+    keys.iter().any(|key| match key {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::And(keys) => has_modseq_key(keys.as_ref()),
+        SearchKey::Not(key) => has_modseq_key(std::slice::from_ref(key)),
+        SearchKey::Or(a, b) => {
+            has_modseq_key(std::slice::from_ref(a)) || has_modseq_key(std::slice::from_ref(b))
+        }
+        _ => false,
+    })
+}
+
 /// The keys that test messages, nested ones included (NOT, OR and
 /// parentheses only combine them).
 fn count_keys(keys: &[SearchKey<'_>]) -> usize {
@@ -179,7 +198,9 @@ struct Search<'a> {
 impl Search<'_> {
     /// Adds the matches among `live` (sequence index, UID) to `found`;
     /// `messages` holds what was loaded for them, in UID order.
-    fn run(&self, live: &[(usize, u32)], messages: &[MessageData], found: &mut Vec<u32>) {
+    /// Adds to `found` each match's number (UID or sequence number) and
+    /// mod-sequence (known when the messages were read).
+    fn run(&self, live: &[(usize, u32)], messages: &[MessageData], found: &mut Vec<(u32, u64)>) {
         let by_uid_index: HashMap<u32, &MessageData> =
             messages.iter().map(|m| (m.uid, m)).collect();
         for &(index, uid) in live {
@@ -201,7 +222,8 @@ impl Search<'_> {
                 .iter()
                 .all(|key| matches(key, &mut candidate, self.sets, &mut set_index))
             {
-                found.push(if self.by_uid { uid } else { index as u32 + 1 });
+                let number = if self.by_uid { uid } else { index as u32 + 1 };
+                found.push((number, candidate.message.map_or(0, |m| m.modseq)));
             }
         }
     }
@@ -257,7 +279,10 @@ fn needs_of(key: &SearchKey<'_>) -> Needs {
             .fold(Needs::default(), Needs::or),
         SearchKey::Not(key) => needs_of(key),
         SearchKey::Or(a, b) => needs_of(a).or(needs_of(b)),
-        SearchKey::Before(_) | SearchKey::On(_) | SearchKey::Since(_) => Needs::INDEX,
+        SearchKey::Before(_)
+        | SearchKey::On(_)
+        | SearchKey::Since(_)
+        | SearchKey::ModSequence { .. } => Needs::INDEX,
         SearchKey::Bcc(_)
         | SearchKey::Cc(_)
         | SearchKey::From(_)
@@ -483,6 +508,9 @@ fn matches(
         SearchKey::Before(date) => c.internal_date().is_some_and(|d| d < *date.as_ref()),
         SearchKey::On(date) => c.internal_date().is_some_and(|d| d == *date.as_ref()),
         SearchKey::Since(date) => c.internal_date().is_some_and(|d| d >= *date.as_ref()),
+        // Per-flag entries share the message's mod-sequence: flags are
+        // changed as one (RFC 7162 3.1.5 allows it).
+        SearchKey::ModSequence { modseq, .. } => c.message.is_some_and(|m| m.modseq >= *modseq),
         SearchKey::SentBefore(date) => c.sent_date().is_some_and(|d| d < *date.as_ref()),
         SearchKey::SentOn(date) => c.sent_date().is_some_and(|d| d == *date.as_ref()),
         SearchKey::SentSince(date) => c.sent_date().is_some_and(|d| d >= *date.as_ref()),

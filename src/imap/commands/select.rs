@@ -18,11 +18,13 @@ pub async fn select(
     account: &Account,
     mailbox: &Mailbox<'_>,
     read_only: bool,
+    condstore: bool,
     out: &mut Out<'_>,
 ) -> Result<(View, Done), Failure> {
     let name = names::parse(mailbox)?;
     let resolved = names::resolve_readable(services, account, &name).await?;
-    let view = View::open(services, resolved.id, resolved.name, read_only).await?;
+    let mut view = View::open(services, resolved.id, resolved.name, read_only).await?;
+    view.condstore = condstore;
 
     view.announce_flags(out);
     out.untagged(&format!("{} EXISTS", view.len()));
@@ -46,6 +48,13 @@ pub async fn select(
         crate::imap::response::Status::Ok,
         Some(&Code::UidNext(view.uidnext)),
         "Predicted next UID",
+    );
+    // Mod-sequences are kept for every mailbox (RFC 7162 3.1.2.1).
+    out.status(
+        None,
+        crate::imap::response::Status::Ok,
+        Some(&Code::HighestModSeq(view.highestmodseq)),
+        "Highest",
     );
     let done = if read_only {
         Done::with_code(Code::ReadOnly, "EXAMINE completed")

@@ -45,6 +45,7 @@ pub async fn status(
             StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", state.uidvalidity),
             StatusDataItemName::Unseen => format!("UNSEEN {unseen}"),
             StatusDataItemName::Deleted => format!("DELETED {deleted}"),
+            StatusDataItemName::HighestModSeq => format!("HIGHESTMODSEQ {}", state.highestmodseq),
             other => {
                 return Err(Failure::bad(format!(
                     "STATUS item {other:?} is not supported"

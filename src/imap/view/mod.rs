@@ -63,6 +63,11 @@ pub struct View {
     pub read_only: bool,
     pub uidvalidity: u32,
     pub uidnext: u32,
+    /// CONDSTORE is on for this session (RFC 7162 3.1): answers with FLAGS
+    /// carry MODSEQ.
+    pub condstore: bool,
+    /// The highest mod-sequence this view is known to be complete up to.
+    pub highestmodseq: u64,
     entries: Messages,
     flag_sets: FlagSets,
     /// The keywords the client was told of with FLAGS, by lower-case form:
@@ -137,7 +142,11 @@ impl View {
         let bans = services.directory.bans().await?;
         let mut flag_sets = FlagSets::default();
         let mut entries = Messages::default();
+        // Read after the state: a change committed in between is among the
+        // messages with a mod-sequence above the state's, never below.
+        let mut highestmodseq = state.highestmodseq;
         for summary in services.store.summaries(&mailbox).await? {
+            highestmodseq = highestmodseq.max(summary.modseq);
             if !is_hidden(&bans, &summary) {
                 entries.push(Entry::new(summary.uid, flag_sets.intern(&summary.flags)));
             }
@@ -153,6 +162,8 @@ impl View {
             uidnext: state
                 .uidnext
                 .max(entries.last_uid().map_or(0, |uid| uid + 1)),
+            condstore: false,
+            highestmodseq,
             entries,
             flag_sets,
             keywords: BTreeMap::new(),
@@ -392,6 +403,9 @@ impl View {
             return Ok(Freshness::Gone);
         }
         self.pending = false;
+        if let Some(newest) = summaries.iter().map(|s| s.modseq).max() {
+            self.highestmodseq = self.highestmodseq.max(newest);
+        }
         let visible: HashMap<u32, &MessageSummary> = summaries
             .iter()
             .filter(|summary| !is_hidden(&bans, summary))
@@ -420,8 +434,13 @@ impl View {
             {
                 let id = self.flag_sets.intern(&summary.flags);
                 self.entries.set(index, entry.with_flag_set(id));
+                let modseq = if self.condstore {
+                    format!(" MODSEQ ({})", summary.modseq)
+                } else {
+                    String::new()
+                };
                 out.untagged(&format!(
-                    "{} FETCH (UID {} FLAGS ({}))",
+                    "{} FETCH (UID {} FLAGS ({}){modseq})",
                     index + 1,
                     entry.uid,
                     flag_list(&summary.flags, entry.is_recent())

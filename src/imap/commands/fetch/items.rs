@@ -13,6 +13,8 @@ use crate::mime::{SectionSpec, SectionText};
 pub(super) enum Item {
     Uid,
     Flags,
+    /// `MODSEQ` (RFC 7162 3.1.4.1).
+    ModSeq,
     InternalDate,
     Size,
     Envelope,
@@ -92,6 +94,7 @@ pub(super) fn parse_items(items: &MacroOrMessageDataItemNames<'_>) -> Result<Vec
             MessageDataItemName::Envelope => Item::Envelope,
             MessageDataItemName::BodyStructure => Item::BodyStructure,
             MessageDataItemName::Body => Item::Body,
+            MessageDataItemName::ModSeq => Item::ModSeq,
             MessageDataItemName::Rfc822 => {
                 section_item("RFC822".into(), whole_message(), None, false)
             }

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use imap_types::command::FetchModifier;
 use imap_types::fetch::MacroOrMessageDataItemNames;
 use imap_types::sequence::SequenceSet;
 
@@ -35,6 +36,7 @@ pub async fn fetch(
     set: &SequenceSet,
     items: &MacroOrMessageDataItemNames<'_>,
     by_uid: bool,
+    modifiers: &[FetchModifier],
     out: &mut Out<'_>,
 ) -> Outcome {
     let mut items = parse_items(items)?;
@@ -42,8 +44,25 @@ pub async fn fetch(
         // UID FETCH answers always carry the UID (RFC 3501 6.4.8).
         items.insert(0, Item::Uid);
     }
+    let changed_since = changed_since(modifiers, by_uid)?;
+    // Asking for MODSEQ, or for what changed, enables CONDSTORE (RFC 7162
+    // 3.1); from then on every answer with FLAGS carries MODSEQ too.
+    view.condstore |= changed_since.is_some() || items.contains(&Item::ModSeq);
+    if (changed_since.is_some() || (view.condstore && items.contains(&Item::Flags)))
+        && !items.contains(&Item::ModSeq)
+    {
+        items.push(Item::ModSeq);
+    }
     view.catch_up_for_uids(services, set, by_uid, out).await?;
-    let uids = view.live_uids(set, by_uid)?;
+    let mut uids = view.live_uids(set, by_uid)?;
+    if let Some(since) = changed_since
+        && !uids.is_empty()
+    {
+        uids = services
+            .store
+            .changed_since(&view.mailbox, &uids, since)
+            .await?;
+    }
     if uids.is_empty() {
         return Ok(Done::ok("FETCH completed"));
     }
@@ -61,6 +80,23 @@ pub async fn fetch(
     };
     answer_in_batches(services, view, &items, &mut messages, &report_seen, out).await?;
     Ok(Done::ok("FETCH completed"))
+}
+
+/// The CHANGEDSINCE of a FETCH (RFC 7162 3.1.4.1); VANISHED needs QRESYNC.
+fn changed_since(modifiers: &[FetchModifier], by_uid: bool) -> Result<Option<u64>, Failure> {
+    let mut since = None;
+    for modifier in modifiers {
+        match modifier {
+            FetchModifier::ChangedSince(value) => since = Some(value.get()),
+            FetchModifier::Vanished if !by_uid => {
+                return Err(Failure::bad("VANISHED is only valid with UID FETCH"));
+            }
+            FetchModifier::Vanished => {
+                return Err(Failure::bad("VANISHED needs ENABLE QRESYNC"));
+            }
+        }
+    }
+    Ok(since)
 }
 
 /// A body fetched without PEEK marks the message \Seen (RFC 3501 6.4.5).
@@ -85,13 +121,15 @@ async fn mark_seen(
             &unseen,
             FlagChange::Add,
             &["\\Seen".to_owned()],
+            None,
         )
         .await?;
-    for (uid, flags) in updated {
-        view.set_flags(uid, &flags);
+    for flagged in updated.messages {
+        view.set_flags(flagged.uid, &flagged.flags);
         // The store answers in UID order.
-        if let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) {
-            messages[index].flags = flags;
+        if let Ok(index) = messages.binary_search_by_key(&flagged.uid, |m| m.uid) {
+            messages[index].flags = flagged.flags;
+            messages[index].modseq = flagged.modseq;
         }
     }
     Ok(unseen.into_iter().collect())
@@ -135,6 +173,9 @@ async fn answer_in_batches(
             let reported_seen = report_seen.contains(&message.uid);
             if reported_seen {
                 out.extend(format!(" FLAGS ({})", flag_list(&message.flags, recent)).as_bytes());
+                if view.condstore && !items.contains(&Item::ModSeq) {
+                    out.extend(format!(" MODSEQ ({})", message.modseq).as_bytes());
+                }
             }
             out.extend(b")\r\n");
             if reported_seen || items.contains(&Item::Flags) {
@@ -312,6 +353,9 @@ fn write_item<'a>(
         }
         Item::Flags => {
             let _ = write!(text, "FLAGS ({})", flag_list(&message.flags, recent));
+        }
+        Item::ModSeq => {
+            let _ = write!(text, "MODSEQ ({})", message.modseq);
         }
         Item::InternalDate => {
             let _ = write!(
