@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use imap_server::config::TlsFiles;
 use imap_server::server::tls::write_self_signed;
 use imap_server::server::{CleartextLogin, ProxyProtocol};
-use support::haproxy::{HaProxy, free_port};
+use support::haproxy::HaProxy;
 use support::tls_client::{connector, localhost};
-use support::{Backend, Client, Options, TestServer, User};
+use support::{Backend, Client, Options, TestServer, User, free_port};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

@@ -2,7 +2,7 @@
 //! test writes its configuration into a temporary directory, HAProxy runs in
 //! the foreground (`-db`) as a child process, and is killed when dropped.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,14 +30,6 @@ fn binary() -> PathBuf {
             panic!("haproxy not found: install it with `apt-get install haproxy` (Debian/Ubuntu)")
         }
     }
-}
-
-/// A free port on 127.0.0.1 (bound and released: HAProxy binds it next).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl HaProxy {

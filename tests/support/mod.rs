@@ -439,6 +439,15 @@ impl TestServer {
     }
 }
 
+/// A free port on 127.0.0.1, bound and released, for a process the test
+/// starts (the server binary, HAProxy) to bind next.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 fn database_url(backend: Backend) -> (String, Option<tempfile::TempDir>) {
     match backend {
         Backend::Postgres => (postgres::fresh_database_url(), None),
