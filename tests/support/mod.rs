@@ -550,6 +550,12 @@ impl Client {
         self.writer.write_all(bytes).await.expect("send to server");
     }
 
+    /// Sends, or tells that the connection is gone (for tests that kill
+    /// servers).
+    pub async fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).await.is_ok()
+    }
+
     /// The next line, without CRLF. Panics when the server says nothing.
     pub async fn line(&mut self) -> String {
         self.try_line()
