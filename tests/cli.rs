@@ -64,6 +64,17 @@ fn a_malformed_bind_address_is_named() {
 }
 
 #[test]
+fn a_malformed_proxy_protocol_network_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("PROXY_PROTOCOL_FROM", "10.0.0.0/8,haproxy.local")];
+    let line = failure_line(&run(dir.path(), &env, &["serve"]));
+    assert!(
+        line.contains("PROXY_PROTOCOL_FROM") && line.contains("haproxy.local"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_bad_setting_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(dir.path(), &[("BAN_CACHE_TTL", "soon")], &["serve"]);
@@ -600,10 +611,12 @@ fn an_unknown_log_format_is_named() {
 
 /// `imap-server demo` running in `dir` on `port`, up to its first
 /// "Serving now" line: the child and what it printed.
-fn start_demo(dir: &Path, port: u16) -> (std::process::Child, String) {
+fn start_demo(dir: &Path, env: &[(&str, &str)], port: u16) -> (std::process::Child, String) {
     use std::io::BufRead;
     let bind = format!("127.0.0.1:{port}");
-    let mut child = imap_server(dir, &[("IMAP_BIND", &bind)], &["demo"])
+    let mut env = env.to_vec();
+    env.push(("IMAP_BIND", &bind));
+    let mut child = imap_server(dir, &env, &["demo"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
@@ -653,9 +666,19 @@ fn stop(mut child: std::process::Child) {
 
 #[tokio::test]
 async fn demo_gives_a_working_login_with_mail_and_a_second_run_reuses_it() {
+    demo_twice(&[]).await;
+}
+
+#[tokio::test]
+async fn demo_works_on_postgres_too() {
+    let url = support::postgres::fresh_database_url();
+    demo_twice(&[("DATABASE_URL", &url)]).await;
+}
+
+async fn demo_twice(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let port = support::free_port();
-    let (server, printed) = start_demo(dir.path(), port);
+    let (server, printed) = start_demo(dir.path(), env, port);
     assert!(printed.contains("Demo account created"), "{printed}");
     for setting in [
         "server:   127.0.0.1",
@@ -689,7 +712,7 @@ async fn demo_gives_a_working_login_with_mail_and_a_second_run_reuses_it() {
     // Again: the same account and mail, a fresh token that works, and the
     // first token still does.
     let first_token = printed_token(&printed);
-    let (server, again) = start_demo(dir.path(), port);
+    let (server, again) = start_demo(dir.path(), env, port);
     assert!(again.contains("already there, reused"), "{again}");
     assert_ne!(printed_token(&again), first_token, "a fresh token");
     let mut client = demo_login(port, &again).await;
