@@ -203,7 +203,6 @@ impl Server {
                 // per-address cap, the penalty, the logs and the loopback
                 // rule all follow it.
                 let Some(client) = client_address(&mut stream, peer, proxy.as_deref()).await else {
-                    drop(slot);
                     return;
                 };
                 let via = (client != peer).then_some(peer);
@@ -214,7 +213,6 @@ impl Server {
                         b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
                     )
                     .await;
-                    drop(slot);
                     return;
                 };
                 let (security, acceptor) = tls.for_client(client, implicit_tls);
@@ -227,6 +225,7 @@ impl Server {
                     };
                     handler::serve(stream, connection, services, sessions, stopped).await;
                 }
+                // The places are given back only now, however it ended.
                 drop((held, slot));
             });
         }
