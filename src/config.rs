@@ -33,6 +33,8 @@ pub struct Config {
     /// Supabase mode, when `SUPABASE_URL` and a key are set.
     pub supabase: Option<Supabase>,
     pub log_format: LogFormat,
+    /// Peers that must open with a PROXY protocol header (`PROXY_PROTOCOL_FROM`).
+    pub proxy_protocol_from: Option<Vec<ipnet::IpNet>>,
 }
 
 /// How log lines are written (`LOG_FORMAT`).
@@ -267,8 +269,34 @@ impl Config {
             allow_plaintext_auth,
             supabase,
             log_format: log_format(source)?,
+            proxy_protocol_from: proxy_protocol_from(source)?,
         })
     }
+}
+
+/// `PROXY_PROTOCOL_FROM`: CIDRs (or single addresses), comma-separated.
+fn proxy_protocol_from(source: &dyn Source) -> Result<Option<Vec<ipnet::IpNet>>, ConfigError> {
+    let Some(text) = source.get("PROXY_PROTOCOL_FROM") else {
+        return Ok(None);
+    };
+    let problem = |problem: String| ConfigError {
+        variable: "PROXY_PROTOCOL_FROM",
+        problem,
+    };
+    let mut networks = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let network = item
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| problem(format!("{item:?} is not a CIDR such as 10.0.0.0/8")))?;
+        networks.push(network);
+    }
+    if networks.is_empty() {
+        return Err(problem(
+            "expected comma-separated CIDRs such as 127.0.0.1/32,10.0.0.0/8".into(),
+        ));
+    }
+    Ok(Some(networks))
 }
 
 /// `TLS_CERT` and `TLS_KEY` come together or not at all.
@@ -536,6 +564,23 @@ mod tests {
         ])
         .unwrap();
         assert!(off.supabase.unwrap().account_cache_ttl.is_zero());
+    }
+
+    #[test]
+    fn proxy_protocol_from_is_a_list_of_cidrs() {
+        assert!(config(&[]).unwrap().proxy_protocol_from.is_none());
+        let c = config(&[("PROXY_PROTOCOL_FROM", "10.0.0.0/8, 127.0.0.1,::1/128")]).unwrap();
+        let networks: Vec<String> = c
+            .proxy_protocol_from
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        for bad in ["10.0.0.0/33", "proxy.local", " , ", "10.0.0.0/8,nonsense"] {
+            let e = config(&[("PROXY_PROTOCOL_FROM", bad)]).unwrap_err();
+            assert_eq!(e.variable, "PROXY_PROTOCOL_FROM", "{bad}");
+        }
     }
 
     #[test]

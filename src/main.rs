@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `migrate`, `admin …`, `deliver`.
+//! The command line: `serve` (the default), `demo`, `migrate`, `admin …`, `deliver`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -24,6 +24,10 @@ struct Cli {
 enum Command {
     /// Runs the IMAP server (the default).
     Serve,
+    /// Creates a demo account with an address and a few messages (once),
+    /// prints a token and the mail-client settings, then serves. IMAP_BIND
+    /// defaults to 127.0.0.1:1143 here.
+    Demo,
     /// Creates or upgrades the database schema, then exits.
     Migrate,
     /// Manages users, tokens, domains, addresses and bans.
@@ -75,7 +79,7 @@ fn main() -> ExitCode {
 fn init_logging(cli: &Cli, format: LogFormat) {
     use std::io::IsTerminal;
     let default = match cli.command {
-        None | Some(Command::Serve) => "info",
+        None | Some(Command::Serve) | Some(Command::Demo) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -103,6 +107,7 @@ async fn open_database(config: &Config) -> anyhow::Result<Database> {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
+        Command::Demo => demo(config).await,
         Command::Migrate => {
             open_database(&config).await?;
             println!(
@@ -151,6 +156,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     server.run(shutdown_signal()).await;
     Ok(())
+}
+
+/// Where `demo` listens unless IMAP_BIND says otherwise: a port anyone may
+/// bind, reachable from this machine only.
+const DEMO_BIND: &str = "127.0.0.1:1143";
+
+async fn demo(mut config: Config) -> anyhow::Result<()> {
+    use imap_server::admin::demo::{Listening, demo};
+    use imap_server::config::Source;
+    anyhow::ensure!(
+        config.supabase.is_none(),
+        "demo creates its account in DATABASE_URL, which Supabase mode does not log in with: unset SUPABASE_URL to try it"
+    );
+    if config::Environment.get("IMAP_BIND").is_none() {
+        config.imap_bind = DEMO_BIND.parse().context("the demo address")?;
+    }
+    let database = open_database(&config).await?;
+    let listening = Listening {
+        imap: config.imap_bind,
+        starttls: config.tls.is_some(),
+        imaps: config.imaps_bind,
+    };
+    println!("{}", demo(&database, &listening).await?);
+    serve(config).await
 }
 
 /// Ctrl-C or SIGTERM (systemd's stop).

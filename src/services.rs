@@ -32,12 +32,24 @@ pub async fn open(config: &Config) -> Result<Arc<Services>, SetupError> {
     // mail only at its next poll (IMAP_IDLE_POLL).
     database.listen_for_changes();
     let directory = directory(config, &database)?;
+    if config.supabase.is_none() {
+        hint_at_the_first_account(&database).await;
+    }
     Ok(Arc::new(Services {
         store: database.mail.clone(),
         directory,
         limits: config.limits.clone(),
         penalties: LoginPenalties::new(config.limits.auth_penalty_max),
     }))
+}
+
+/// On an empty database nobody can log in: say how to change that.
+async fn hint_at_the_first_account(database: &Database) {
+    if let Ok(false) = database.accounts.has_users().await {
+        tracing::info!(
+            "no accounts yet: run `imap-server demo` for a demo account with mail, or create one with `imap-server admin users add EMAIL` and `imap-server admin tokens create EMAIL` (README: Admin commands)"
+        );
+    }
 }
 
 /// Supabase when configured (README: Supabase mode), else the SQL database.

@@ -64,6 +64,17 @@ fn a_malformed_bind_address_is_named() {
 }
 
 #[test]
+fn a_malformed_proxy_protocol_network_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("PROXY_PROTOCOL_FROM", "10.0.0.0/8,haproxy.local")];
+    let line = failure_line(&run(dir.path(), &env, &["serve"]));
+    assert!(
+        line.contains("PROXY_PROTOCOL_FROM") && line.contains("haproxy.local"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_bad_setting_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(dir.path(), &[("BAN_CACHE_TTL", "soon")], &["serve"]);
@@ -270,11 +281,7 @@ async fn quickstart(env: &[(&str, &str)], idle_poll: &str) {
         "2999-01-01",
     ]);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let bind = format!("127.0.0.1:{port}");
     let mut server_env: Vec<(&str, &str)> = env.to_vec();
     server_env.push(("IMAP_BIND", &bind));
@@ -421,13 +428,7 @@ fn presented_certificate(port: u16) -> String {
 fn sighup_reloads_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(dir.path(), "live");
-    let free_port = || {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
+    let free_port = || support::free_port();
     let (plain, tls) = (free_port(), free_port());
     let mut server = imap_server(
         dir.path(),
@@ -474,11 +475,7 @@ async fn serve_logging_to(
     env: &[(&str, &str)],
     log: &Path,
 ) -> (std::process::Child, std::net::SocketAddr) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let bind = format!("127.0.0.1:{port}");
     let mut server_env = env.to_vec();
     server_env.push(("IMAP_BIND", &bind));
@@ -610,4 +607,157 @@ fn an_unknown_log_format_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(dir.path(), &[("LOG_FORMAT", "xml")], &["serve"]);
     assert!(failure_line(&output).contains("LOG_FORMAT"));
+}
+
+/// `imap-server demo` running in `dir` on `port`, up to its first
+/// "Serving now" line: the child and what it printed.
+fn start_demo(dir: &Path, env: &[(&str, &str)], port: u16) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let bind = format!("127.0.0.1:{port}");
+    let mut env = env.to_vec();
+    env.push(("IMAP_BIND", &bind));
+    let mut child = imap_server(dir, &env, &["demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("Serving now") {
+            break;
+        }
+    }
+    assert!(printed.contains("Serving now"), "demo printed: {printed}");
+    (child, printed)
+}
+
+/// Logged in with the printed token as the printed username, once the
+/// server listens.
+async fn demo_login(port: u16, printed: &str) -> Client {
+    let username = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("username: "))
+        .expect("a username")
+        .trim()
+        .to_owned();
+    let token = printed_token(printed);
+    let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(address).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = Client::connect(address).await;
+    let login = client.run(&format!("LOGIN {username} {token}")).await;
+    assert!(login.is_ok(), "{login:?}");
+    client
+}
+
+fn stop(mut child: std::process::Child) {
+    send_sigterm(child.id());
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn demo_gives_a_working_login_with_mail_and_a_second_run_reuses_it() {
+    demo_twice(&[]).await;
+}
+
+#[tokio::test]
+async fn demo_works_on_postgres_too() {
+    let url = support::postgres::fresh_database_url();
+    demo_twice(&[("DATABASE_URL", &url)]).await;
+}
+
+async fn demo_twice(env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let (server, printed) = start_demo(dir.path(), env, port);
+    assert!(printed.contains("Demo account created"), "{printed}");
+    for setting in [
+        "server:   127.0.0.1",
+        &format!("port:     {port}"),
+        "security: none",
+        "username: demo@demo.example",
+        "password: ",
+    ] {
+        assert!(printed.contains(setting), "{setting:?} in {printed}");
+    }
+    let mut client = demo_login(port, &printed).await;
+    let select = client.run("SELECT hello@demo.example").await;
+    assert!(select.has_untagged("* 3 EXISTS"), "{select:?}");
+    let fetched = client
+        .run_raw("FETCH 1:* (BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    for expected in [
+        "Welcome to imap-server",
+        "Your week in three links",
+        "Invoice 1042",
+        "(\"text\" \"html\"",
+        "\"alternative\"",
+        "(\"attachment\" (\"filename\" \"invoice-1042.csv\"))",
+    ] {
+        assert!(fetched.contains(expected), "{expected:?} in {fetched}");
+    }
+    let logout = client.run("LOGOUT").await;
+    assert!(logout.is_ok());
+    stop(server);
+
+    // Again: the same account and mail, a fresh token that works, and the
+    // first token still does.
+    let first_token = printed_token(&printed);
+    let (server, again) = start_demo(dir.path(), env, port);
+    assert!(again.contains("already there, reused"), "{again}");
+    assert_ne!(printed_token(&again), first_token, "a fresh token");
+    let mut client = demo_login(port, &again).await;
+    let select = client.run("SELECT hello@demo.example").await;
+    assert!(
+        select.has_untagged("* 3 EXISTS"),
+        "no duplicates: {select:?}"
+    );
+    let status = client.run("STATUS INBOX (MESSAGES)").await;
+    assert!(status.has_untagged("(MESSAGES 3)"), "{status:?}");
+    let mut old = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let login = old
+        .run(&format!("LOGIN demo@demo.example {first_token}"))
+        .await;
+    assert!(login.is_ok(), "{login:?}");
+    stop(server);
+}
+
+#[test]
+fn serve_on_an_empty_database_says_how_to_create_the_first_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut server = imap_server(dir.path(), &[("IMAP_BIND", &bind)], &["serve"])
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let mut hint = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let line = line.unwrap();
+        if line.contains("no accounts yet") {
+            hint = Some(line);
+            break;
+        }
+        if line.contains("imap-server listening") {
+            break;
+        }
+    }
+    send_sigterm(server.id());
+    server.wait().unwrap();
+    let hint = hint.expect("a hint before the server listens");
+    assert!(
+        hint.contains("imap-server demo") && hint.contains("imap-server admin users add"),
+        "{hint}"
+    );
 }

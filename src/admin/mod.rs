@@ -2,6 +2,8 @@
 //! in the SQL database, on either backend. Every function returns the text to
 //! print, so the CLI stays a thin shell and the behaviour is testable.
 
+pub mod demo;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use rand::RngCore;

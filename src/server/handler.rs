@@ -65,7 +65,11 @@ pub struct Security {
 
 /// What the listener knows of a connection it accepted.
 pub struct Accepted {
+    /// The client: the socket's peer, or who a PROXY header named.
     pub peer: SocketAddr,
+    /// The proxy the connection came through, when a PROXY header named
+    /// someone else.
+    pub via: Option<SocketAddr>,
     pub security: Security,
     /// When the client must have logged in by (IMAP_LOGIN_TIMEOUT counted
     /// from the accept, TLS handshakes included), however chatty it is: a
@@ -83,10 +87,16 @@ pub async fn serve(
 ) {
     let Accepted {
         peer,
+        via,
         security,
         login_deadline,
     } = accepted;
-    tracing::info!(%peer, tls = stream.is_encrypted(), "connection opened");
+    match via {
+        Some(proxy) => {
+            tracing::info!(%peer, %proxy, tls = stream.is_encrypted(), "connection opened")
+        }
+        None => tracing::info!(%peer, tls = stream.is_encrypted(), "connection opened"),
+    }
     let mut connection = Connection::new(stream, &services.limits);
     let mut session = Session::new(services, peer, security.transport);
     let mut out = Out::new();

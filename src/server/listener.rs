@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::handler::{self, Security};
 use super::per_address::PerAddress;
+use super::proxy_protocol::{self, ProxyProtocol};
 use super::sessions::Sessions;
 use super::stream::Stream;
 use super::tls::{Certificates, TlsError};
@@ -63,12 +64,17 @@ pub struct Server {
     tls: Option<Tls>,
     services: Arc<Services>,
     max_connections: usize,
+    /// Peers whose connections open with a PROXY header.
+    proxy_protocol: Option<Arc<ProxyProtocol>>,
 }
 
 impl Server {
     /// Binds the listeners the configuration asks for, serving `services`.
     pub async fn start(config: &Config, services: Arc<Services>) -> Result<Server, StartError> {
-        let server = Server::bind(config.imap_bind, services).await?;
+        let mut server = Server::bind(config.imap_bind, services).await?;
+        if let Some(networks) = &config.proxy_protocol_from {
+            server = server.with_proxy_protocol(ProxyProtocol::new(networks.clone()));
+        }
         match &config.tls {
             Some(files) => {
                 let certificates = Certificates::open(files.clone())?;
@@ -125,30 +131,24 @@ impl Server {
             tls: None,
             services,
             max_connections,
+            proxy_protocol: None,
         })
     }
 
-    /// What a connection from `peer` may do, given how it arrived.
-    fn security(&self, peer: SocketAddr, implicit_tls: bool) -> Security {
-        let Some(tls) = &self.tls else {
-            return Security {
-                starttls: None,
-                transport: Transport::PLAIN,
-            };
-        };
-        let cleartext_login = match tls.cleartext {
-            CleartextLogin::Everyone => true,
-            CleartextLogin::LoopbackOnly => peer.ip().is_loopback(),
-            CleartextLogin::NoOne => false,
-        };
-        Security {
-            starttls: (!implicit_tls).then(|| tls.acceptor.clone()),
-            transport: Transport {
-                encrypted: implicit_tls,
-                can_start_tls: true,
-                cleartext_login,
-            },
-        }
+    /// Reads a PROXY header on connections from the peers `proxy` lists,
+    /// on both listeners, and takes the client's address from it.
+    pub fn with_proxy_protocol(mut self, proxy: ProxyProtocol) -> Server {
+        self.proxy_protocol = Some(Arc::new(proxy));
+        self
+    }
+
+    /// What a connection's task needs of the TLS set-up.
+    fn tls_parts(&self) -> TlsParts {
+        TlsParts(
+            self.tls
+                .as_ref()
+                .map(|tls| (tls.acceptor.clone(), tls.cleartext)),
+        )
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -188,35 +188,44 @@ impl Server {
                 refuse(stream, b"* BYE Too many connections, try again later\r\n");
                 continue;
             };
-            let Some(held) = per_address.try_hold(peer.ip()) else {
-                tracing::warn!(%peer, "connection refused: too many from this address");
-                refuse(
-                    stream,
-                    b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
-                );
-                continue;
-            };
             let services = self.services.clone();
             let sessions = sessions.clone();
             let stopped = stopped.clone();
-            let security = self.security(peer, implicit_tls);
-            let acceptor = self
-                .tls
-                .as_ref()
-                .filter(|_| implicit_tls)
-                .map(|tls| tls.acceptor.clone());
-            // IMAP_LOGIN_TIMEOUT counts from here: an IMAPS handshake spends
-            // the same time the session has to log in.
+            let per_address = per_address.clone();
+            let proxy = self.proxy_protocol.clone();
+            let tls = self.tls_parts();
+            // IMAP_LOGIN_TIMEOUT counts from here: an IMAPS handshake (and a
+            // PROXY header) spends the same time the session has to log in.
             let login_deadline = Instant::now() + services.limits.login_timeout;
             tokio::spawn(async move {
-                if let Some(stream) = open_stream(stream, peer, acceptor, login_deadline).await {
+                let mut stream = stream;
+                // Behind a proxy, the client is who the header names: the
+                // per-address cap, the penalty, the logs and the loopback
+                // rule all follow it.
+                let Some(client) = client_address(&mut stream, peer, proxy.as_deref()).await else {
+                    return;
+                };
+                let via = (client != peer).then_some(peer);
+                let Some(held) = per_address.try_hold(client.ip()) else {
+                    tracing::warn!(peer = %client, "connection refused: too many from this address");
+                    say_bye(
+                        stream,
+                        b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+                    )
+                    .await;
+                    return;
+                };
+                let (security, acceptor) = tls.for_client(client, implicit_tls);
+                if let Some(stream) = open_stream(stream, client, acceptor, login_deadline).await {
                     let connection = handler::Accepted {
-                        peer,
+                        peer: client,
+                        via,
                         security,
                         login_deadline,
                     };
                     handler::serve(stream, connection, services, sessions, stopped).await;
                 }
+                // The places are given back only now, however it ended.
                 drop((held, slot));
             });
         }
@@ -232,13 +241,66 @@ impl Server {
     }
 }
 
+/// The TLS acceptor and the cleartext rule, without the listener: what a
+/// connection's task decides its security with, once it knows the client.
+struct TlsParts(Option<(TlsAcceptor, CleartextLogin)>);
+
+impl TlsParts {
+    /// What a connection from `client` may do, given how it arrived, and the
+    /// acceptor for its implicit-TLS handshake, if it needs one.
+    fn for_client(self, client: SocketAddr, implicit_tls: bool) -> (Security, Option<TlsAcceptor>) {
+        let Some((acceptor, cleartext)) = self.0 else {
+            let plain = Security {
+                starttls: None,
+                transport: Transport::PLAIN,
+            };
+            return (plain, None);
+        };
+        let cleartext_login = match cleartext {
+            CleartextLogin::Everyone => true,
+            CleartextLogin::LoopbackOnly => client.ip().to_canonical().is_loopback(),
+            CleartextLogin::NoOne => false,
+        };
+        let security = Security {
+            starttls: (!implicit_tls).then(|| acceptor.clone()),
+            transport: Transport {
+                encrypted: implicit_tls,
+                can_start_tls: true,
+                cleartext_login,
+            },
+        };
+        (security, implicit_tls.then_some(acceptor))
+    }
+}
+
+/// The client's address: the socket's, or, from a listed proxy, the one its
+/// PROXY header names. `None`: a listed peer without a valid header, closed.
+async fn client_address(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    proxy: Option<&ProxyProtocol>,
+) -> Option<SocketAddr> {
+    let Some(proxy) = proxy.filter(|p| p.expects_header_from(peer.ip())) else {
+        return Some(peer);
+    };
+    match proxy_protocol::read_client_address(stream, peer, proxy.header_timeout).await {
+        Ok(client) => Some(client),
+        Err(error) => {
+            tracing::info!(%peer, %error, "connection closed: PROXY protocol expected from this address");
+            None
+        }
+    }
+}
+
 /// Answers a connection that is refused, off the accept loop: a client that
 /// does not read must not stall it. The write is bounded by the socket buffer.
-fn refuse(mut stream: TcpStream, bye: &'static [u8]) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(bye)).await;
-        let _ = stream.shutdown().await;
-    });
+fn refuse(stream: TcpStream, bye: &'static [u8]) {
+    tokio::spawn(say_bye(stream, bye));
+}
+
+async fn say_bye(mut stream: TcpStream, bye: &'static [u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(bye)).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn listen(address: SocketAddr) -> Result<TcpListener, StartError> {

@@ -429,6 +429,8 @@ pub trait AccountStore: Send + Sync {
 
     async fn add_user(&self, user: &UserRecord) -> StoreResult<()>;
     async fn users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// Whether any account exists (one row read, whatever the table's size).
+    async fn has_users(&self) -> StoreResult<bool>;
     async fn set_subscription(
         &self,
         user_id: &str,

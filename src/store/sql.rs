@@ -1220,6 +1220,14 @@ where
         Ok(rows.into_iter().map(user_from_row::<D>).collect())
     }
 
+    async fn has_users(&self) -> StoreResult<bool> {
+        let found: Option<String> =
+            sqlx::query_scalar(sql::<D>("SELECT id::text FROM users LIMIT 1"))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     async fn set_subscription(
         &self,
         user_id: &str,

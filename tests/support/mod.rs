@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod postgres;
 pub mod supabase;
 pub mod tls_client;
@@ -19,7 +20,7 @@ use imap_server::directory::supabase::{SupabaseClient, SupabaseSettings};
 use imap_server::directory::{Directory, SqlDirectory, SupabaseDirectory};
 use imap_server::imap::Services;
 use imap_server::server::tls::Certificates;
-use imap_server::server::{CleartextLogin, Server};
+use imap_server::server::{CleartextLogin, ProxyProtocol, Server};
 use imap_server::store::{
     BanRecord, Database, DomainRecord, MailboxId, TokenRecord, UserRecord, new_id,
 };
@@ -48,6 +49,8 @@ pub struct Options {
     pub tls: Option<(TlsFiles, CleartextLogin)>,
     /// Accounts in a fake Supabase instead of the SQL database.
     pub supabase: Option<SupabaseOptions>,
+    /// PROXY headers read from these peers (`PROXY_PROTOCOL_FROM`).
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             limits: Limits::default(),
             tls: None,
             supabase: None,
+            proxy_protocol: None,
         }
     }
 }
@@ -188,6 +192,9 @@ impl TestServer {
         let mut server = Server::bind(loopback, services)
             .await
             .expect("bind an ephemeral port");
+        if let Some(proxy) = &options.proxy_protocol {
+            server = server.with_proxy_protocol(proxy.clone());
+        }
         if let Some((files, cleartext)) = &options.tls {
             let certificates =
                 Certificates::open(files.clone()).expect("load the test certificate");
@@ -432,6 +439,15 @@ impl TestServer {
     }
 }
 
+/// A free port on 127.0.0.1, bound and released, for a process the test
+/// starts (the server binary, HAProxy) to bind next.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 fn database_url(backend: Backend) -> (String, Option<tempfile::TempDir>) {
     match backend {
         Backend::Postgres => (postgres::fresh_database_url(), None),
@@ -493,6 +509,14 @@ impl Client {
     /// Connected from another loopback address (127.0.0.0/8 is all
     /// loopback on Linux): a second client address for per-address rules.
     pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let mut client = Client::connect_raw_from(addr, local).await;
+        client.greeting = client.line().await;
+        client
+    }
+
+    /// Connected from `local`, greeting not yet read: for a test that
+    /// speaks first (a PROXY header).
+    pub async fn connect_raw_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
         socket
             .bind(SocketAddr::new(local, 0))
@@ -501,9 +525,7 @@ impl Client {
             .connect(addr)
             .await
             .expect("connect to the test server");
-        let mut client = Client::from_stream(stream);
-        client.greeting = client.line().await;
-        client
+        Client::from_stream(stream)
     }
 
     /// Connected, greeting not yet read.
@@ -526,6 +548,12 @@ impl Client {
 
     pub async fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).await.expect("send to server");
+    }
+
+    /// Sends, or tells that the connection is gone (for tests that kill
+    /// servers).
+    pub async fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).await.is_ok()
     }
 
     /// The next line, without CRLF. Panics when the server says nothing.
