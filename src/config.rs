@@ -35,6 +35,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Peers that must open with a PROXY protocol header (`PROXY_PROTOCOL_FROM`).
     pub proxy_protocol_from: Option<Vec<ipnet::IpNet>>,
+    /// How long expunges are remembered for QRESYNC's VANISHED
+    /// (`IMAP_EXPUNGED_RETENTION_DAYS`); older reconnections resynchronise
+    /// in full.
+    pub expunged_retention: Duration,
 }
 
 /// How log lines are written (`LOG_FORMAT`).
@@ -270,6 +274,9 @@ impl Config {
             supabase,
             log_format: log_format(source)?,
             proxy_protocol_from: proxy_protocol_from(source)?,
+            expunged_retention: Duration::from_secs(
+                86_400 * number::<u64>(source, "IMAP_EXPUNGED_RETENTION_DAYS", 30, 1)?,
+            ),
         })
     }
 }

@@ -31,6 +31,7 @@ pub async fn open(config: &Config) -> Result<Arc<Services>, SetupError> {
     // Without this, PostgreSQL's NOTIFYs reach nobody and IDLE sees new
     // mail only at its next poll (IMAP_IDLE_POLL).
     database.listen_for_changes();
+    forget_old_expunges(&database, config.expunged_retention);
     let directory = directory(config, &database)?;
     if config.supabase.is_none() {
         hint_at_the_first_account(&database).await;
@@ -41,6 +42,27 @@ pub async fn open(config: &Config) -> Result<Arc<Services>, SetupError> {
         limits: config.limits.clone(),
         penalties: LoginPenalties::new(config.limits.auth_penalty_max),
     }))
+}
+
+/// Expunges are remembered for QRESYNC (docs/ARCHITECTURE.md,
+/// Mod-sequences) for `retention`, no longer: once an hour, older ones are
+/// forgotten, so the table follows the rate of expunges, not their sum.
+fn forget_old_expunges(database: &Database, retention: std::time::Duration) {
+    let store = database.mail.clone();
+    let Ok(retention) = chrono::Duration::from_std(retention) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match store.forget_expunged(chrono::Utc::now() - retention).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "forgot expunges older than the retention"),
+                Err(error) => tracing::warn!(%error, "could not forget old expunges"),
+            }
+        }
+    });
 }
 
 /// On an empty database nobody can log in: say how to change that.

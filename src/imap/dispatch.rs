@@ -9,7 +9,7 @@ use super::commands::{
     any, append, auth, copy, expunge, fetch, idle, list, mailbox, search, select, status, store,
 };
 use super::outcome::{Failure, Outcome};
-use super::response::{Code, Out};
+use super::response::{Code, Out, Status};
 use super::session::{Next, Session};
 use super::state::{Selected, State};
 use super::view::{Freshness, GONE_TEXT};
@@ -197,11 +197,17 @@ impl Session {
             }
             CommandBody::StartTLS => Err(Failure::bad("STARTTLS is only valid before logging in")),
             CommandBody::Enable { capabilities } => {
-                let enabled = any::enable(&capabilities, &mut self.condstore, out);
+                let mut enabled = any::Enabled {
+                    condstore: self.condstore,
+                    qresync: self.qresync,
+                };
+                let answer = any::enable(&capabilities, &mut enabled, out);
+                (self.condstore, self.qresync) = (enabled.condstore, enabled.qresync);
                 if let Some(view) = self.state.view_mut() {
-                    view.condstore |= self.condstore;
+                    view.condstore |= enabled.condstore;
+                    view.qresync |= enabled.qresync;
                 }
-                enabled
+                answer
             }
             CommandBody::Namespace => any::namespace(out),
             CommandBody::Create { mailbox } => mailbox::create(&services, &account, &mailbox).await,
@@ -394,22 +400,49 @@ impl Session {
         read_only: bool,
         out: &mut Out<'_>,
     ) -> Outcome {
-        self.state.deselect();
+        // A SELECT ends the previous selection, and a QRESYNC client is
+        // told where its responses end (RFC 7162 3.2.11).
+        if self.state.deselect().is_some() && self.qresync {
+            out.status(
+                None,
+                Status::Ok,
+                Some(&Code::Closed),
+                "Previous mailbox closed",
+            );
+        }
+        let mut resync = None;
         for parameter in parameters {
             match parameter {
                 // SELECT (CONDSTORE) enables CONDSTORE (RFC 7162 3.1.8).
                 SelectParameter::CondStore => self.condstore = true,
-                SelectParameter::QResync { .. } => {
+                SelectParameter::QResync { .. } if !self.qresync => {
                     return Err(Failure::bad("QRESYNC is not enabled"));
+                }
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    resync = Some(select::Resync {
+                        uidvalidity: uid_validity.get(),
+                        modseq: mod_sequence_value.get(),
+                        known_uids: known_uids.as_ref(),
+                    });
                 }
             }
         }
+        let enabled = any::Enabled {
+            condstore: self.condstore,
+            qresync: self.qresync,
+        };
         let (view, done) = select::select(
             &self.services,
             account,
             mailbox,
             read_only,
-            self.condstore,
+            enabled,
+            resync,
             out,
         )
         .await?;

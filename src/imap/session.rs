@@ -59,6 +59,8 @@ pub struct Session {
     /// CONDSTORE was enabled (RFC 7162 3.1): by ENABLE or by a command that
     /// uses it. It stays on for the rest of the session.
     pub(super) condstore: bool,
+    /// QRESYNC was enabled (RFC 7162 3.2.3); it implies CONDSTORE.
+    pub(super) qresync: bool,
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
     pub(crate) transport: Transport,
@@ -74,6 +76,7 @@ impl Session {
             user: None,
             bad_commands: 0,
             condstore: false,
+            qresync: false,
             seen_command: false,
             transport,
         }

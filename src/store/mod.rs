@@ -344,6 +344,9 @@ pub trait MailStore: Send + Sync {
     ) -> StoreResult<Vec<u32>>;
     /// The remembered expunges of the mailbox above mod-sequence `since`.
     async fn expunged_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<u32>>;
+    /// Forgets the expunges made before `before`, raising each mailbox's
+    /// `forgotten_modseq` past them; how many were forgotten.
+    async fn forget_expunged(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Removes messages; returns the UIDs removed.
     async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>>;
     /// Copies messages to another mailbox, flags included.

@@ -972,6 +972,40 @@ where
         rows.into_iter().map(|(uid,)| to_u32(uid, "uid")).collect()
     }
 
+    async fn forget_expunged(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        const OLD: &str =
+            "x.owner = mailbox_state.owner AND x.name = mailbox_state.name AND x.expunged_at < $1";
+        // First what a client must know to be told everything, then the
+        // rows, a bounded batch per transaction.
+        retrying::<D, _, _, _>(|| async move {
+            sqlx::query(sql::<D>(format!(
+                "UPDATE mailbox_state SET forgotten_modseq = greatest(forgotten_modseq,
+                     (SELECT max(x.modseq) FROM expunged x WHERE {OLD}))
+                 WHERE EXISTS (SELECT 1 FROM expunged x WHERE {OLD})"
+            )))
+            .bind(D::time(before))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await?;
+        let mut forgotten = 0;
+        loop {
+            let result = sqlx::query(sql::<D>(
+                "DELETE FROM expunged WHERE (owner, name, uid) IN (
+                     SELECT owner, name, uid FROM expunged WHERE expunged_at < $1 LIMIT 10000)",
+            ))
+            .bind(D::time(before))
+            .execute(&self.pool)
+            .await?;
+            let count = D::rows_affected(&result);
+            forgotten += count;
+            if count == 0 {
+                return Ok(forgotten);
+            }
+        }
+    }
+
     async fn expunge(&self, mailbox: &MailboxId, uids: &[u32]) -> StoreResult<Vec<u32>> {
         if uids.is_empty() {
             return Ok(Vec::new());

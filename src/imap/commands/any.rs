@@ -54,23 +54,40 @@ pub fn id(
     Ok(Done::ok("ID completed"))
 }
 
-/// ENABLE (RFC 5161): CONDSTORE can be enabled; the ENABLED answer lists
-/// what this command enabled, and unknown capabilities are ignored (3.1).
+/// What ENABLE can turn on (RFC 5161), once per session.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Enabled {
+    pub condstore: bool,
+    pub qresync: bool,
+}
+
+/// ENABLE (RFC 5161): CONDSTORE and QRESYNC (which implies CONDSTORE, RFC
+/// 7162 3.2.3). The ENABLED answer lists what this command enabled;
+/// unknown capabilities are ignored (RFC 5161 3.1).
 pub fn enable(
     requested: &Vec1<CapabilityEnable<'_>>,
-    condstore: &mut bool,
+    enabled: &mut Enabled,
     out: &mut Out<'_>,
 ) -> Outcome {
-    let mut enabled = String::from("ENABLED");
+    let mut answer = String::from("ENABLED");
     for capability in requested.as_ref() {
-        if let CapabilityEnable::CondStore = capability
-            && !*condstore
-        {
-            *condstore = true;
-            enabled.push_str(" CONDSTORE");
+        match capability {
+            CapabilityEnable::CondStore if !enabled.condstore => {
+                enabled.condstore = true;
+                answer.push_str(" CONDSTORE");
+            }
+            // imap-types knows no QRESYNC variant: it is an `Other` atom.
+            CapabilityEnable::Other(_)
+                if capability.to_string().eq_ignore_ascii_case("QRESYNC") && !enabled.qresync =>
+            {
+                enabled.qresync = true;
+                enabled.condstore = true;
+                answer.push_str(" QRESYNC");
+            }
+            _ => {}
         }
     }
-    out.untagged(&enabled);
+    out.untagged(&answer);
     Ok(Done::ok("ENABLE completed"))
 }
 

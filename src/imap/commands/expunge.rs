@@ -6,7 +6,7 @@ use imap_types::sequence::SequenceSet;
 
 use crate::imap::Services;
 use crate::imap::outcome::{Done, Failure, Outcome};
-use crate::imap::response::Out;
+use crate::imap::response::{Code, Out};
 use crate::imap::view::View;
 
 pub async fn expunge(
@@ -39,5 +39,15 @@ pub async fn expunge(
         .collect();
     let removed = services.store.expunge(&view.mailbox, &deleted).await?;
     view.remove(&removed, out);
+    if view.qresync {
+        // The mailbox's new HIGHESTMODSEQ, so that the client need not ask
+        // (RFC 7162 3.2.10).
+        if let Some(state) = services.store.mailbox_state(&view.mailbox).await? {
+            return Ok(Done::with_code(
+                Code::HighestModSeq(state.highestmodseq),
+                "EXPUNGE completed",
+            ));
+        }
+    }
     Ok(Done::ok("EXPUNGE completed"))
 }

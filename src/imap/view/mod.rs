@@ -21,6 +21,7 @@ use crate::notify::Subscription;
 use crate::store::{MailboxId, MessageSummary};
 
 mod messages;
+mod resync;
 
 pub use messages::Entry;
 use messages::{FLAG_SET, Messages};
@@ -66,6 +67,8 @@ pub struct View {
     /// CONDSTORE is on for this session (RFC 7162 3.1): answers with FLAGS
     /// carry MODSEQ.
     pub condstore: bool,
+    /// QRESYNC is on (RFC 7162 3.2): expunges are reported as VANISHED.
+    pub qresync: bool,
     /// The highest mod-sequence this view is known to be complete up to.
     pub highestmodseq: u64,
     entries: Messages,
@@ -163,6 +166,7 @@ impl View {
                 .uidnext
                 .max(entries.last_uid().map_or(0, |uid| uid + 1)),
             condstore: false,
+            qresync: false,
             highestmodseq,
             entries,
             flag_sets,
@@ -317,16 +321,28 @@ impl View {
         }
     }
 
-    /// Removes messages this session expunged, answering `* n EXPUNGE` for each.
+    /// Removes messages this session expunged, answering `* n EXPUNGE` for
+    /// each, or one `* VANISHED` once QRESYNC is on (RFC 7162 3.2.10).
     pub fn remove(&mut self, uids: &[u32], out: &mut Out<'_>) {
         let mut indices: Vec<usize> = uids
             .iter()
             .filter_map(|&uid| self.index_of_uid(uid))
             .collect();
         indices.sort_unstable();
+        self.announce_gone(&indices, out);
+    }
+
+    /// Reports and removes the messages at `indices` (ascending).
+    fn announce_gone(&mut self, indices: &[usize], out: &mut Out<'_>) {
+        if self.qresync && !indices.is_empty() {
+            let uids: Vec<u32> = indices.iter().map(|&i| self.entries.get(i).uid).collect();
+            out.untagged(&format!("VANISHED {}", uid_set(&uids)));
+        }
         // Highest first, so each number is right at the moment it is sent.
         for &index in indices.iter().rev() {
-            out.untagged(&format!("{} EXPUNGE", index + 1));
+            if !self.qresync {
+                out.untagged(&format!("{} EXPUNGE", index + 1));
+            }
             self.entries.remove(index);
         }
     }
@@ -498,12 +514,10 @@ impl View {
             return;
         }
         self.unreported = 0;
-        for index in (0..self.entries.len()).rev() {
-            if self.entries.get(index).is_expunged() {
-                out.untagged(&format!("{} EXPUNGE", index + 1));
-                self.entries.remove(index);
-            }
-        }
+        let gone: Vec<usize> = (0..self.entries.len())
+            .filter(|&index| self.entries.get(index).is_expunged())
+            .collect();
+        self.announce_gone(&gone, out);
     }
 
     /// The UIDs a sequence set names, leaving out messages already known to

@@ -44,7 +44,7 @@ pub async fn fetch(
         // UID FETCH answers always carry the UID (RFC 3501 6.4.8).
         items.insert(0, Item::Uid);
     }
-    let changed_since = changed_since(modifiers, by_uid)?;
+    let (changed_since, vanished) = changed_since(modifiers, by_uid, view.qresync)?;
     // Asking for MODSEQ, or for what changed, enables CONDSTORE (RFC 7162
     // 3.1); from then on every answer with FLAGS carries MODSEQ too.
     view.condstore |= changed_since.is_some() || items.contains(&Item::ModSeq);
@@ -54,6 +54,11 @@ pub async fn fetch(
         items.push(Item::ModSeq);
     }
     view.catch_up_for_uids(services, set, by_uid, out).await?;
+    if let (Some(since), true) = (changed_since, vanished) {
+        let within = view.given_out(Some(set));
+        view.report_vanished_since(services, since, &within, out)
+            .await?;
+    }
     let mut uids = view.live_uids(set, by_uid)?;
     if let Some(since) = changed_since
         && !uids.is_empty()
@@ -82,21 +87,32 @@ pub async fn fetch(
     Ok(Done::ok("FETCH completed"))
 }
 
-/// The CHANGEDSINCE of a FETCH (RFC 7162 3.1.4.1); VANISHED needs QRESYNC.
-fn changed_since(modifiers: &[FetchModifier], by_uid: bool) -> Result<Option<u64>, Failure> {
-    let mut since = None;
+/// The CHANGEDSINCE of a FETCH (RFC 7162 3.1.4.1), and whether VANISHED
+/// was asked for (3.2.6: UID FETCH only, with CHANGEDSINCE, QRESYNC on).
+fn changed_since(
+    modifiers: &[FetchModifier],
+    by_uid: bool,
+    qresync: bool,
+) -> Result<(Option<u64>, bool), Failure> {
+    let (mut since, mut vanished) = (None, false);
     for modifier in modifiers {
         match modifier {
             FetchModifier::ChangedSince(value) => since = Some(value.get()),
-            FetchModifier::Vanished if !by_uid => {
-                return Err(Failure::bad("VANISHED is only valid with UID FETCH"));
-            }
-            FetchModifier::Vanished => {
-                return Err(Failure::bad("VANISHED needs ENABLE QRESYNC"));
-            }
+            FetchModifier::Vanished => vanished = true,
         }
     }
-    Ok(since)
+    if vanished {
+        if !by_uid {
+            return Err(Failure::bad("VANISHED is only valid with UID FETCH"));
+        }
+        if !qresync {
+            return Err(Failure::bad("VANISHED needs ENABLE QRESYNC"));
+        }
+        if since.is_none() {
+            return Err(Failure::bad("VANISHED needs CHANGEDSINCE"));
+        }
+    }
+    Ok((since, vanished))
 }
 
 /// A body fetched without PEEK marks the message \Seen (RFC 3501 6.4.5).
