@@ -276,6 +276,15 @@ pub struct FlagsChanged {
     pub modified: Vec<u32>,
 }
 
+/// What changed in a mailbox after a mod-sequence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub vanished: Vec<u32>,
+    /// The highest mod-sequence among those expunges (0: none).
+    pub newest_vanished: u64,
+    pub changed: Vec<MessageSummary>,
+}
+
 /// Where COPY put the messages: (source UID, new UID) pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copied {
@@ -342,6 +351,10 @@ pub trait MailStore: Send + Sync {
         uids: &[u32],
         since: u64,
     ) -> StoreResult<Vec<u32>>;
+    /// What changed in the mailbox after mod-sequence `since`: the
+    /// remembered expunges and the messages changed or added; `None` when
+    /// expunges after `since` were forgotten.
+    async fn changes_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Option<Changes>>;
     /// The remembered expunges of the mailbox above mod-sequence `since`.
     async fn expunged_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<u32>>;
     /// Forgets the expunges made before `before`, raising each mailbox's

@@ -167,6 +167,7 @@ where
     String: Param<D> + Field<D>,
     i64: Param<D> + Field<D>,
     bool: Param<D> + Field<D>,
+    Option<String>: Param<D>,
 {
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<SqlStore<D>> {
         Ok(SqlStore {
@@ -196,6 +197,58 @@ where
         .fetch_one(&mut **tx)
         .await?;
         Ok(modseq)
+    }
+
+    /// The summaries of the mailbox's messages with a mod-sequence above
+    /// `since` (0: all of them), in UID order.
+    async fn summaries_since(
+        &self,
+        mailbox: &MailboxId,
+        since: u64,
+    ) -> StoreResult<Vec<MessageSummary>> {
+        let (uid, filter) = mailbox.scope();
+        let (owner, name) = mailbox.binds();
+        // All of them, or by the mod-sequence index.
+        let newer = if since == 0 { "" } else { "AND modseq > $3" };
+        let query = sqlx::query_as(sql::<D>(format!(
+            "SELECT {uid}, from_addr, flags, modseq FROM emails WHERE {filter} {newer} ORDER BY {uid}"
+        )))
+        .bind(owner)
+        .bind(name);
+        let query = if since == 0 {
+            query
+        } else {
+            query.bind(i64::try_from(since).unwrap_or(i64::MAX))
+        };
+        let rows: Vec<(i64, Option<String>, Option<D::Flags>, Option<i64>)> =
+            query.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(uid, sender, flags, modseq_value)| {
+                Ok(MessageSummary {
+                    uid: to_u32(uid, "uid")?,
+                    sender,
+                    flags: flags.map(D::flag_list).unwrap_or_default(),
+                    modseq: known_modseq(modseq_value.unwrap_or(1)),
+                })
+            })
+            .collect()
+    }
+
+    /// The remembered expunges of the mailbox above `since`: (UID,
+    /// mod-sequence) in UID order. An address's are this owner's only.
+    async fn expunged_rows(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<(i64, i64)>> {
+        let (owner, name) = mailbox.key();
+        Ok(sqlx::query_as(sql::<D>(
+            "SELECT uid, modseq FROM expunged
+             WHERE owner = $1 AND name = $2 AND ($3::text IS NULL OR viewer = $3::text) AND modseq > $4
+             ORDER BY uid",
+        ))
+        .bind(owner)
+        .bind(name)
+        .bind(mailbox.address_user().map(str::to_owned))
+        .bind(i64::try_from(since).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Locks the user's mod-sequence counter without raising it: the delete
@@ -719,26 +772,39 @@ where
     }
 
     async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
-        let (uid, filter) = mailbox.scope();
-        let (owner, name) = mailbox.binds();
-        let rows: Vec<(i64, Option<String>, Option<D::Flags>, Option<i64>)> =
-            sqlx::query_as(sql::<D>(format!(
-                "SELECT {uid}, from_addr, flags, modseq FROM emails WHERE {filter} ORDER BY {uid}"
-            )))
-            .bind(owner)
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|(uid, sender, flags, modseq_value)| {
-                Ok(MessageSummary {
-                    uid: to_u32(uid, "uid")?,
-                    sender,
-                    flags: flags.map(D::flag_list).unwrap_or_default(),
-                    modseq: known_modseq(modseq_value.unwrap_or(1)),
-                })
-            })
-            .collect()
+        self.summaries_since(mailbox, 0).await
+    }
+
+    async fn changes_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Option<Changes>> {
+        let (owner, name) = mailbox.key();
+        let forgotten: Option<(i64,)> = sqlx::query_as(sql::<D>(
+            "SELECT forgotten_modseq FROM mailbox_state WHERE owner = $1 AND name = $2",
+        ))
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        if forgotten.is_some_and(|(forgotten,)| u64::try_from(forgotten).unwrap_or(0) > since) {
+            return Ok(None);
+        }
+        // Expunges first, then the messages: whatever commits in between
+        // has a mod-sequence above everything read, and is seen next time.
+        let expunged = self.expunged_rows(mailbox, since).await?;
+        let changed = self.summaries_since(mailbox, since).await?;
+        let newest_vanished = expunged
+            .iter()
+            .map(|&(_, m)| known_modseq(m))
+            .max()
+            .unwrap_or(0);
+        let vanished = expunged
+            .into_iter()
+            .map(|(uid, _)| to_u32(uid, "uid"))
+            .collect::<StoreResult<_>>()?;
+        Ok(Some(Changes {
+            vanished,
+            newest_vanished,
+            changed,
+        }))
     }
 
     async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored> {
@@ -957,19 +1023,10 @@ where
     }
 
     async fn expunged_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<u32>> {
-        let (owner, name) = mailbox.key();
-        let rows: Vec<(i64,)> = sqlx::query_as(sql::<D>(
-            "SELECT uid FROM expunged
-             WHERE owner = $1 AND name = $2 AND ($3::text IS NULL OR viewer = $3::text) AND modseq > $4
-             ORDER BY uid",
-        ))
-        .bind(owner)
-        .bind(name)
-        .bind(mailbox.address_user().map(str::to_owned))
-        .bind(i64::try_from(since).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(|(uid,)| to_u32(uid, "uid")).collect()
+        let rows = self.expunged_rows(mailbox, since).await?;
+        rows.into_iter()
+            .map(|(uid, _)| to_u32(uid, "uid"))
+            .collect()
     }
 
     async fn forget_expunged(&self, before: DateTime<Utc>) -> StoreResult<u64> {

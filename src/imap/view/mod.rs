@@ -405,6 +405,12 @@ impl View {
     /// Catches up with the store and reports what changed: EXPUNGE (when
     /// allowed), flag changes, and new messages (EXISTS, RECENT). Reports
     /// nothing when the mailbox is gone.
+    ///
+    /// What changed is read by mod-sequence, so a change costs what it
+    /// changed, not the size of the mailbox (docs/ARCHITECTURE.md,
+    /// Mod-sequences). The whole mailbox is read again only when the ban
+    /// list changed (messages may appear or hide) or when expunges after
+    /// the view's mod-sequence are no longer remembered.
     pub async fn refresh(
         &mut self,
         services: &Services,
@@ -412,23 +418,52 @@ impl View {
         allow_expunge: bool,
     ) -> Result<Freshness, Failure> {
         let bans = services.directory.bans().await?;
-        let summaries = services.store.summaries(&self.mailbox).await?;
+        let changes = if bans.fingerprint() == self.bans.fingerprint() {
+            services
+                .store
+                .changes_since(&self.mailbox, self.highestmodseq)
+                .await?
+        } else {
+            None
+        };
+        let incremental = changes.is_some();
+        let (vanished, newest_vanished, summaries) = match changes {
+            Some(changes) => (changes.vanished, changes.newest_vanished, changes.changed),
+            None => (
+                Vec::new(),
+                0,
+                services.store.summaries(&self.mailbox).await?,
+            ),
+        };
         // Looked at after the messages: a mailbox that went away while they
         // were read is seen gone, and none of what was read is reported.
         if self.still_there(services, &bans).await? == Freshness::Gone {
             return Ok(Freshness::Gone);
         }
         self.pending = false;
-        if let Some(newest) = summaries.iter().map(|s| s.modseq).max() {
-            self.highestmodseq = self.highestmodseq.max(newest);
-        }
+        let newest = summaries.iter().map(|s| s.modseq).max().unwrap_or(0);
+        self.highestmodseq = self.highestmodseq.max(newest).max(newest_vanished);
         let visible: HashMap<u32, &MessageSummary> = summaries
             .iter()
             .filter(|summary| !is_hidden(&bans, summary))
             .map(|summary| (summary.uid, summary))
             .collect();
         self.bans = bans;
+        if incremental {
+            self.mark_gone(vanished);
+        } else {
+            self.mark_all_gone_but(&visible);
+        }
+        if allow_expunge {
+            self.report_expunged(out);
+        }
+        self.report_flags_and_arrivals(services, &visible, out)
+            .await?;
+        Ok(Freshness::Current)
+    }
 
+    /// After reading the whole mailbox: every message not there is gone.
+    fn mark_all_gone_but(&mut self, visible: &HashMap<u32, &MessageSummary>) {
         self.unreported = 0;
         for index in 0..self.entries.len() {
             let entry = self.entries.get(index);
@@ -436,32 +471,59 @@ impl View {
             self.unreported += usize::from(gone);
             self.entries.set(index, entry.expunged(gone));
         }
-        if allow_expunge {
-            self.report_expunged(out);
+    }
+
+    /// After reading what changed: these UIDs were expunged.
+    fn mark_gone(&mut self, vanished: Vec<u32>) {
+        for uid in vanished {
+            if let Some(index) = self.index_of_uid(uid) {
+                let entry = self.entries.get(index);
+                if !entry.is_expunged() {
+                    self.unreported += 1;
+                    self.entries.set(index, entry.expunged(true));
+                }
+            }
         }
+    }
+
+    /// Reports the flags of `visible` messages the client knows otherwise,
+    /// and takes in those after the last one it knows.
+    async fn report_flags_and_arrivals(
+        &mut self,
+        services: &Services,
+        visible: &HashMap<u32, &MessageSummary>,
+        out: &mut Out<'_>,
+    ) -> Result<(), Failure> {
         let max = self.max_uid();
         // Keywords first: the FETCHes and the new messages below may show them.
         let lists: HashSet<&[String]> = visible.values().map(|s| s.flags.as_slice()).collect();
         self.announce_keywords(lists, out);
-        for index in 0..self.entries.len() {
+        let mut known: Vec<(usize, &MessageSummary)> = visible
+            .values()
+            .filter(|s| s.uid <= max)
+            .filter_map(|s| Some((self.index_of_uid(s.uid)?, *s)))
+            .collect();
+        known.sort_unstable_by_key(|&(index, _)| index);
+        for (index, summary) in known {
             let entry = self.entries.get(index);
-            if let Some(summary) = visible.get(&entry.uid)
-                && summary.flags.as_slice() != self.flag_sets.get(entry.flag_set())
+            if entry.is_expunged()
+                || summary.flags.as_slice() == self.flag_sets.get(entry.flag_set())
             {
-                let id = self.flag_sets.intern(&summary.flags);
-                self.entries.set(index, entry.with_flag_set(id));
-                let modseq = if self.condstore {
-                    format!(" MODSEQ ({})", summary.modseq)
-                } else {
-                    String::new()
-                };
-                out.untagged(&format!(
-                    "{} FETCH (UID {} FLAGS ({}){modseq})",
-                    index + 1,
-                    entry.uid,
-                    flag_list(&summary.flags, entry.is_recent())
-                ));
+                continue;
             }
+            let id = self.flag_sets.intern(&summary.flags);
+            self.entries.set(index, entry.with_flag_set(id));
+            let modseq = if self.condstore {
+                format!(" MODSEQ ({})", summary.modseq)
+            } else {
+                String::new()
+            };
+            out.untagged(&format!(
+                "{} FETCH (UID {} FLAGS ({}){modseq})",
+                index + 1,
+                entry.uid,
+                flag_list(&summary.flags, entry.is_recent())
+            ));
         }
         // New messages only ever come after the last one the client knows; a
         // message that reappears (a ban lifted) waits for the next SELECT.
@@ -477,7 +539,7 @@ impl View {
             out.untagged(&format!("{} EXISTS", self.entries.len()));
             out.untagged(&format!("{} RECENT", self.recent_count()));
         }
-        Ok(Freshness::Current)
+        Ok(())
     }
 
     /// Marks \Recent the messages this session is the first to be told of
