@@ -33,6 +33,9 @@ pub struct Config {
     /// Supabase mode, when `SUPABASE_URL` and a key are set.
     pub supabase: Option<Supabase>,
     pub log_format: LogFormat,
+    /// Where `/metrics` and the health probes are served (`METRICS_BIND`;
+    /// none by default).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// How log lines are written (`LOG_FORMAT`).
@@ -121,6 +124,9 @@ pub struct Limits {
     pub auth_penalty_max: Duration,
     /// How often live sessions' tokens and subscriptions are checked again (0: never).
     pub session_recheck: Duration,
+    /// How long shutdown waits for sessions to finish their command and
+    /// hear BYE (`SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -138,6 +144,7 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             auth_penalty_max: Duration::from_secs(15),
             session_recheck: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -239,6 +246,7 @@ impl Config {
                 "IMAP_SESSION_RECHECK",
                 defaults.session_recheck,
             )?,
+            shutdown_timeout: seconds(source, "SHUTDOWN_TIMEOUT", defaults.shutdown_timeout)?,
         };
         let tls = tls_files(source)?;
         let imaps_bind = match source.get("IMAPS_BIND") {
@@ -267,6 +275,12 @@ impl Config {
             allow_plaintext_auth,
             supabase,
             log_format: log_format(source)?,
+            metrics_bind: match source.get("METRICS_BIND") {
+                Some(value) if !value.trim().is_empty() => {
+                    Some(bind_address(source, "METRICS_BIND", "127.0.0.1:9143")?)
+                }
+                _ => None,
+            },
         })
     }
 }

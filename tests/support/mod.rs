@@ -18,6 +18,8 @@ use imap_server::config::{Limits, TlsFiles};
 use imap_server::directory::supabase::{SupabaseClient, SupabaseSettings};
 use imap_server::directory::{Directory, SqlDirectory, SupabaseDirectory};
 use imap_server::imap::Services;
+use imap_server::ops::health::Health;
+use imap_server::ops::metrics::Metrics;
 use imap_server::server::tls::Certificates;
 use imap_server::server::{CleartextLogin, Server};
 use imap_server::store::{
@@ -48,6 +50,8 @@ pub struct Options {
     pub tls: Option<(TlsFiles, CleartextLogin)>,
     /// Accounts in a fake Supabase instead of the SQL database.
     pub supabase: Option<SupabaseOptions>,
+    /// Serve `/metrics` and the health probes on an ephemeral port.
+    pub metrics: bool,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             limits: Limits::default(),
             tls: None,
             supabase: None,
+            metrics: false,
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct TestServer {
     pub backend: Backend,
     /// The fake Supabase, in Supabase mode.
     pub supabase: Option<Arc<FakeSupabase>>,
+    /// `/metrics` and the health probes, with `Options::metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     options: Options,
     _dir: Option<tempfile::TempDir>,
 }
@@ -152,11 +159,13 @@ impl TestServer {
             Some(_) => Some(Arc::new(FakeSupabase::start().await)),
             None => None,
         };
+        let mut metrics = Metrics::new();
         let directory: Arc<dyn Directory> = match (&options.supabase, &fake) {
             (Some(mode), Some(fake)) => {
                 let url = mode.url.clone().unwrap_or_else(|| fake.url());
-                let client = SupabaseClient::new(&url, &mode.key, mode.timeout)
+                let mut client = SupabaseClient::new(&url, &mode.key, mode.timeout)
                     .expect("build the Supabase client");
+                client.observe_with(metrics.supabase());
                 let settings = SupabaseSettings {
                     use_domains: mode.use_domains,
                     use_bans: mode.use_bans,
@@ -176,14 +185,30 @@ impl TestServer {
                 options.ban_ttl,
             )),
         };
+        let listening = database.listen_for_changes();
+        metrics.watch_pool(database.backend.clone());
+        metrics.watch_directory(directory.clone());
         let services = Arc::new(Services {
             store: database.mail.clone(),
-            directory,
+            directory: directory.clone(),
             limits: options.limits.clone(),
             penalties: imap_server::imap::penalty::LoginPenalties::new(
                 options.limits.auth_penalty_max,
             ),
+            metrics: Arc::new(metrics),
+            health: Health::new(database.backend.clone(), listening, directory),
         });
+        let metrics_addr = match options.metrics {
+            true => {
+                let listener = imap_server::ops::http::bind(loopback_any())
+                    .await
+                    .expect("bind the metrics port");
+                let addr = listener.local_addr().expect("metrics address");
+                tokio::spawn(imap_server::ops::http::serve(listener, services.clone()));
+                Some(addr)
+            }
+            false => None,
+        };
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let mut server = Server::bind(loopback, services)
             .await
@@ -199,7 +224,6 @@ impl TestServer {
         }
         let addr = server.local_addr().expect("local address");
         let tls_addr = server.tls_addr();
-        database.listen_for_changes();
         tokio::spawn(server.run(std::future::pending()));
         TestServer {
             addr,
@@ -208,6 +232,7 @@ impl TestServer {
             url,
             backend,
             supabase: fake,
+            metrics_addr,
             options,
             _dir: dir,
         }
@@ -430,6 +455,10 @@ impl TestServer {
             }
         }
     }
+}
+
+fn loopback_any() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("loopback address")
 }
 
 fn database_url(backend: Backend) -> (String, Option<tempfile::TempDir>) {
