@@ -463,6 +463,28 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_off_unless_bound_and_shutdown_waits_ten_seconds() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.metrics_bind, None);
+        assert_eq!(c.limits.shutdown_timeout, Duration::from_secs(10));
+        let c = config(&[
+            ("METRICS_BIND", "127.0.0.1:9143"),
+            ("SHUTDOWN_TIMEOUT", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_bind.unwrap().to_string(), "127.0.0.1:9143");
+        assert_eq!(c.limits.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(
+            config(&[("METRICS_BIND", "9143")]).unwrap_err().variable,
+            "METRICS_BIND"
+        );
+        assert_eq!(
+            config(&[("SHUTDOWN_TIMEOUT", "0")]).unwrap_err().variable,
+            "SHUTDOWN_TIMEOUT"
+        );
+    }
+
+    #[test]
     fn a_malformed_bind_address_names_the_variable() {
         let e = config(&[("IMAP_BIND", "localhost")]).unwrap_err();
         assert_eq!(e.variable, "IMAP_BIND");

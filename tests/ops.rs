@@ -692,3 +692,65 @@ async fn sigterm_says_bye_finishes_commands_and_exits_cleanly() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// The unit in deploy/ keeps its hardening, and gives shutdown more time
+/// than SHUTDOWN_TIMEOUT's default; `systemd-analyze verify` accepts it
+/// where systemd is installed (README: Deployment has its security score).
+#[test]
+fn the_systemd_unit_is_hardened() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/imap-server.service");
+    let unit = std::fs::read_to_string(&path).expect("deploy/imap-server.service");
+    let settings: Vec<(&str, &str)> = unit
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let value = |key: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("{key}= is missing"))
+    };
+    for (key, expected) in [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+        ("CapabilityBoundingSet", "CAP_NET_BIND_SERVICE"),
+        ("AmbientCapabilities", "CAP_NET_BIND_SERVICE"),
+        ("Restart", "on-failure"),
+        ("User", "imap-server"),
+        ("ReadWritePaths", "/var/lib/imap-server"),
+        ("EnvironmentFile", "/etc/imap-server/env"),
+    ] {
+        assert_eq!(value(key), expected, "{key}");
+    }
+    let stop: u64 = value("TimeoutStopSec").parse().unwrap();
+    let default = imap_server::config::Limits::default().shutdown_timeout;
+    assert!(
+        stop > default.as_secs(),
+        "TimeoutStopSec={stop} must exceed {default:?}"
+    );
+    if Path::new("/usr/bin/systemd-analyze").exists() {
+        // The binary need not be installed for the check: point at ours.
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("imap-server.service");
+        std::fs::write(&copy, unit.replace("/usr/local/bin/imap-server", BINARY)).unwrap();
+        let verified = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+}
