@@ -575,64 +575,128 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// SIGTERM: no new connections, BYE at once to an idling session, BYE
-/// after the answer to a session whose command was running, and exit 0
-/// well within SHUTDOWN_TIMEOUT.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_says_bye_finishes_commands_and_exits_cleanly() {
+/// The real binary serving an embedded SQLite database in a fresh
+/// directory, with one user; its token, IMAP and HTTP addresses.
+struct Served {
+    process: std::process::Child,
+    token: String,
+    addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve_binary(shutdown_timeout: &str) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    admin(
-        dir.path(),
-        &[
-            "admin",
-            "users",
-            "add",
-            "alice@example.com",
-            "--status",
-            "active",
-        ],
-    );
-    let created = admin(
-        dir.path(),
-        &[
-            "admin",
-            "tokens",
-            "create",
-            "alice@example.com",
-            "--days",
-            "30",
-        ],
-    );
+    let admin = |args: &[&str]| admin(dir.path(), args);
+    admin(&[
+        "admin",
+        "users",
+        "add",
+        "alice@example.com",
+        "--status",
+        "active",
+    ]);
+    let created = admin(&[
+        "admin",
+        "tokens",
+        "create",
+        "alice@example.com",
+        "--days",
+        "30",
+    ]);
     let token = created
         .split_whitespace()
         .find(|word| word.len() >= 32)
         .expect("a token is printed")
         .to_owned();
-    let (imap, http_port) = (free_port(), free_port());
-    let bind = format!("127.0.0.1:{imap}");
-    let metrics = format!("127.0.0.1:{http_port}");
-    let mut server = imap_server(
-        dir.path(),
-        &[
-            ("IMAP_BIND", &bind),
-            ("METRICS_BIND", &metrics),
-            ("SHUTDOWN_TIMEOUT", "5"),
-        ],
-        &["serve"],
-    )
-    .stderr(Stdio::null())
-    .process_group(0)
-    .spawn()
-    .unwrap();
+    let bind = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("IMAP_BIND", bind.as_str()),
+        ("METRICS_BIND", metrics.as_str()),
+        ("SHUTDOWN_TIMEOUT", shutdown_timeout),
+    ];
+    let process = imap_server(dir.path(), &env, &["serve"])
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
     let listening = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         std::net::TcpStream::connect(&bind).is_ok()
     });
     assert!(listening, "the server starts listening");
-    let addr: SocketAddr = bind.parse().unwrap();
     let metrics_addr: SocketAddr = metrics.parse().unwrap();
     wait_ready(metrics_addr).await;
+    Served {
+        process,
+        token,
+        addr: bind.parse().unwrap(),
+        metrics_addr,
+        _dir: dir,
+    }
+}
 
+fn sigterm(process: &std::process::Child) -> Instant {
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &process.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    signalled
+}
+
+/// Waits for the exit, which must come before `limit` has passed since `since`.
+fn exit_status(
+    process: &mut std::process::Child,
+    since: Instant,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = process.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            since.elapsed() < limit,
+            "the process exits within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A client from `address` whose next login attempt the failed-login
+/// penalty holds for `2^(failures-3)` seconds: a command that stays in flight.
+async fn penalised_client(addr: SocketAddr, address: &str, failures: u32) -> Client {
+    let address = address.parse().unwrap();
+    let mut failed = 0;
+    while failed < failures {
+        let mut client = Client::connect_from(addr, address).await;
+        // Five failures close a connection; the address keeps its count.
+        for _ in 0..(failures - failed).min(4) {
+            assert_eq!(
+                client.run("LOGIN alice@example.com wrong").await.status(),
+                "NO"
+            );
+            failed += 1;
+        }
+    }
+    Client::connect_from(addr, address).await
+}
+
+/// SIGTERM: no new connections, BYE at once to an idling session, BYE
+/// after the answer to a session whose command was running, and exit 0
+/// well within SHUTDOWN_TIMEOUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_says_bye_finishes_commands_and_exits_cleanly() {
+    let Served {
+        mut process,
+        token,
+        addr,
+        metrics_addr,
+        _dir,
+    } = serve_binary("5").await;
+    assert_eq!(get(metrics_addr, "/health/live").await.status, 200);
     let mut idle = Client::connect(addr).await;
     let login = format!("LOGIN alice@example.com {token}");
     assert!(idle.run(&login).await.is_ok());
@@ -640,25 +704,13 @@ async fn sigterm_says_bye_finishes_commands_and_exits_cleanly() {
     idle.send(b"i1 IDLE\r\n").await;
     assert_eq!(idle.line().await, "+ idling");
 
-    // A client whose next LOGIN is held two seconds by the failed-login
-    // penalty (four failures from its address): a command in flight.
-    let busy_address = "127.0.0.2".parse().unwrap();
-    let mut busy = Client::connect_from(addr, busy_address).await;
-    for _ in 0..4 {
-        assert_eq!(
-            busy.run("LOGIN alice@example.com wrong").await.status(),
-            "NO"
-        );
-    }
+    // A client mid-command: its LOGIN is held two seconds by the penalty
+    // of four failures from its address.
+    let mut busy = penalised_client(addr, "127.0.0.2", 4).await;
     busy.send(format!("b1 {login}\r\n").as_bytes()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let signalled = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let signalled = sigterm(&process);
     assert_eq!(idle.rest().await, vec!["* BYE Server shutting down"]);
     drop(idle);
     assert!(
@@ -680,16 +732,7 @@ async fn sigterm_says_bye_finishes_commands_and_exits_cleanly() {
     assert_eq!(answered[1], "* BYE Server shutting down");
     drop(busy);
 
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "the process exits within SHUTDOWN_TIMEOUT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_status(&mut process, signalled, Duration::from_secs(5));
     assert!(status.success(), "{status:?}");
 }
 
@@ -753,4 +796,34 @@ fn the_systemd_unit_is_hardened() {
             String::from_utf8_lossy(&verified.stderr)
         );
     }
+}
+
+/// A command still running when SHUTDOWN_TIMEOUT runs out does not hold
+/// the exit: the process ends on time, and cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_timeout_bounds_a_command_that_runs_on() {
+    let Served {
+        mut process,
+        token,
+        addr,
+        _dir,
+        ..
+    } = serve_binary("1").await;
+    // Five failures: the next attempt waits four seconds, past the timeout.
+    let mut busy = penalised_client(addr, "127.0.0.3", 5).await;
+    busy.send(format!("b1 LOGIN alice@example.com {token}\r\n").as_bytes())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = sigterm(&process);
+    let status = exit_status(&mut process, signalled, Duration::from_millis(3500));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(1),
+        "it waited SHUTDOWN_TIMEOUT for the command: {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        busy.rest().await.is_empty(),
+        "no answer came after the exit"
+    );
 }

@@ -236,7 +236,9 @@ impl Server {
             .await
             .is_err()
         {
-            let left = self.max_connections - slots.available_permits();
+            let left = self
+                .max_connections
+                .saturating_sub(slots.available_permits());
             tracing::warn!(
                 sessions = left,
                 ?grace,
