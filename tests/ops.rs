@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::binary::{BINARY, imap_server, user_with_token};
 use support::{Backend, Client, Options, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -465,13 +466,8 @@ async fn supabase_requests_are_counted() {
     );
 }
 
-/// A database that goes away makes the process unready (a load balancer
-/// stops sending it clients); liveness is unaffected.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_fails_when_the_database_goes_away() {
-    let server = start(Backend::Postgres).await;
-    let addr = server.metrics_addr.unwrap();
-    wait_ready(addr).await;
+/// The server's database name, and a pool connected as the superuser.
+async fn as_superuser(server: &TestServer) -> (String, sqlx::PgPool) {
     let name = url::Url::parse(&server.url)
         .unwrap()
         .path()
@@ -480,6 +476,17 @@ async fn readiness_fails_when_the_database_goes_away() {
     let admin = sqlx::PgPool::connect(&support::postgres::admin_url())
         .await
         .expect("connect as the superuser");
+    (name, admin)
+}
+
+/// A database that goes away makes the process unready (a load balancer
+/// stops sending it clients); liveness is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_database_goes_away() {
+    let server = start(Backend::Postgres).await;
+    let addr = server.metrics_addr.unwrap();
+    wait_ready(addr).await;
+    let (name, admin) = as_superuser(&server).await;
     let drop = format!("DROP DATABASE \"{name}\" WITH (FORCE)");
     sqlx::query(sqlx::AssertSqlSafe(drop))
         .execute(&admin)
@@ -498,14 +505,7 @@ async fn readiness_fails_without_the_listen_connection() {
     let server = start(Backend::Postgres).await;
     let addr = server.metrics_addr.unwrap();
     wait_ready(addr).await;
-    let name = url::Url::parse(&server.url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    let admin = sqlx::PgPool::connect(&support::postgres::admin_url())
-        .await
-        .unwrap();
+    let (name, admin) = as_superuser(&server).await;
     // Only the LISTEN connection; it reconnects, so keep ending it.
     let kill = format!(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -543,30 +543,6 @@ async fn readiness_fails_without_the_listen_connection() {
 
 // --- Graceful shutdown of the real binary -----------------------------------
 
-const BINARY: &str = env!("CARGO_BIN_EXE_imap-server");
-
-fn imap_server(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null());
-    command
-}
-
-fn admin(dir: &Path, args: &[&str]) -> String {
-    let output = imap_server(dir, &[], args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -587,28 +563,7 @@ struct Served {
 
 async fn serve_binary(shutdown_timeout: &str) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let admin = |args: &[&str]| admin(dir.path(), args);
-    admin(&[
-        "admin",
-        "users",
-        "add",
-        "alice@example.com",
-        "--status",
-        "active",
-    ]);
-    let created = admin(&[
-        "admin",
-        "tokens",
-        "create",
-        "alice@example.com",
-        "--days",
-        "30",
-    ]);
-    let token = created
-        .split_whitespace()
-        .find(|word| word.len() >= 32)
-        .expect("a token is printed")
-        .to_owned();
+    let token = user_with_token(dir.path(), "alice@example.com", "30");
     let bind = format!("127.0.0.1:{}", free_port());
     let metrics = format!("127.0.0.1:{}", free_port());
     let env = [

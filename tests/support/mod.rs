@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod postgres;
 pub mod supabase;
 pub mod tls_client;
