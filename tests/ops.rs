@@ -782,3 +782,52 @@ async fn shutdown_timeout_bounds_a_command_that_runs_on() {
         "no answer came after the exit"
     );
 }
+
+/// Connections are counted by the listener they came in on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_counted_by_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = imap_server::config::TlsFiles {
+        cert: dir.path().join("server.crt"),
+        key: dir.path().join("server.key"),
+        reload_interval: Duration::from_secs(3600),
+    };
+    imap_server::server::tls::write_self_signed(
+        &["localhost".into(), "127.0.0.1".into()],
+        &files.cert,
+        &files.key,
+    )
+    .unwrap();
+    let options = Options {
+        metrics: true,
+        tls: Some((
+            files.clone(),
+            imap_server::server::CleartextLogin::LoopbackOnly,
+        )),
+        ..Options::default()
+    };
+    let server = TestServer::start_with(Backend::Sqlite, options).await;
+    let tcp = TcpStream::connect(server.tls_addr.unwrap()).await.unwrap();
+    let mut tls = support::tls_client::connector(&[&files.cert])
+        .connect(support::tls_client::localhost(), tcp)
+        .await
+        .expect("TLS handshake");
+    let mut greeting = [0u8; 5];
+    tls.read_exact(&mut greeting).await.unwrap();
+    assert_eq!(&greeting, b"* OK ");
+    let _plain = server.connect().await;
+    let scrape = Scrape::of(&server).await;
+    for listener in ["imap", "imaps"] {
+        let labels = [("listener", listener)];
+        assert_eq!(
+            scrape.get("imap_connections_total", &labels),
+            1.0,
+            "{listener}"
+        );
+        assert_eq!(
+            scrape.get("imap_connections_open", &labels),
+            1.0,
+            "{listener}"
+        );
+    }
+}
