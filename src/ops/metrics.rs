@@ -24,8 +24,8 @@ use crate::store::Backend;
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ListenerLabel {
-    pub listener: &'static str,
+struct ListenerLabel {
+    listener: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -121,7 +121,8 @@ impl CommandStatus {
     }
 }
 
-/// Where a session's counters live; cheap to clone (every metric is shared).
+/// Every metric of one server, and the registry that encodes them. The
+/// handles given out (`traffic`, `idle_mark`, `supabase`) share its values.
 pub struct Metrics {
     registry: Registry,
     connections_open: Family<ListenerLabel, Gauge>,
@@ -415,7 +416,7 @@ impl Drop for IdleMark {
     }
 }
 
-/// One labelled value of a family, encoded at scrape time.
+/// A gauge family whose values are read at scrape time.
 fn encode_gauges(
     encoder: &mut DescriptorEncoder,
     name: &str,
