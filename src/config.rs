@@ -39,6 +39,9 @@ pub struct Config {
     /// (`IMAP_EXPUNGED_RETENTION_DAYS`); older reconnections resynchronise
     /// in full.
     pub expunged_retention: Duration,
+    /// Where `/metrics` and the health probes are served (`METRICS_BIND`;
+    /// none by default).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// How log lines are written (`LOG_FORMAT`).
@@ -127,6 +130,9 @@ pub struct Limits {
     pub auth_penalty_max: Duration,
     /// How often live sessions' tokens and subscriptions are checked again (0: never).
     pub session_recheck: Duration,
+    /// How long shutdown waits for sessions to finish their command and
+    /// hear BYE (`SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -144,6 +150,7 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             auth_penalty_max: Duration::from_secs(15),
             session_recheck: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -245,6 +252,7 @@ impl Config {
                 "IMAP_SESSION_RECHECK",
                 defaults.session_recheck,
             )?,
+            shutdown_timeout: seconds(source, "SHUTDOWN_TIMEOUT", defaults.shutdown_timeout)?,
         };
         let tls = tls_files(source)?;
         let imaps_bind = match source.get("IMAPS_BIND") {
@@ -277,6 +285,12 @@ impl Config {
             expunged_retention: Duration::from_secs(
                 86_400 * number::<u64>(source, "IMAP_EXPUNGED_RETENTION_DAYS", 30, 1)?,
             ),
+            metrics_bind: match source.get("METRICS_BIND") {
+                Some(value) if !value.trim().is_empty() => {
+                    Some(bind_address(source, "METRICS_BIND", "127.0.0.1:9143")?)
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -481,6 +495,28 @@ mod tests {
         assert_eq!(c.imap_bind.to_string(), "0.0.0.0:143");
         assert_eq!(c.domain_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.ban_cache_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn metrics_are_off_unless_bound_and_shutdown_waits_ten_seconds() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.metrics_bind, None);
+        assert_eq!(c.limits.shutdown_timeout, Duration::from_secs(10));
+        let c = config(&[
+            ("METRICS_BIND", "127.0.0.1:9143"),
+            ("SHUTDOWN_TIMEOUT", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_bind.unwrap().to_string(), "127.0.0.1:9143");
+        assert_eq!(c.limits.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(
+            config(&[("METRICS_BIND", "9143")]).unwrap_err().variable,
+            "METRICS_BIND"
+        );
+        assert_eq!(
+            config(&[("SHUTDOWN_TIMEOUT", "0")]).unwrap_err().variable,
+            "SHUTDOWN_TIMEOUT"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod imap;
 pub mod logsafe;
 pub mod mime;
 pub mod notify;
+pub mod ops;
 pub mod server;
 pub mod services;
 pub mod store;

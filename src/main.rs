@@ -64,7 +64,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config));
+    // Sessions still busy past SHUTDOWN_TIMEOUT must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("imap-server: {error:#}");
@@ -147,6 +150,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let services = imap_server::services::open(&config).await?;
+    if let Some(address) = config.metrics_bind {
+        let listener = imap_server::ops::http::bind(address).await?;
+        tracing::info!(%address, "metrics and health probes listening");
+        tokio::spawn(imap_server::ops::http::serve(listener, services.clone()));
+    }
     let server = Server::start(&config, services).await?;
     tracing::info!(
         address = %server.local_addr()?,

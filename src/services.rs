@@ -8,6 +8,8 @@ use crate::directory::supabase::{SupabaseClient, SupabaseSettings};
 use crate::directory::{Directory, SqlDirectory, SupabaseDirectory};
 use crate::imap::Services;
 use crate::imap::penalty::LoginPenalties;
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
 use crate::store::Database;
 
 /// Why the services could not be set up; each message names the cause.
@@ -30,17 +32,23 @@ pub async fn open(config: &Config) -> Result<Arc<Services>, SetupError> {
         })?;
     // Without this, PostgreSQL's NOTIFYs reach nobody and IDLE sees new
     // mail only at its next poll (IMAP_IDLE_POLL).
-    database.listen_for_changes();
+    let listening = database.listen_for_changes();
     forget_old_expunges(&database, config.expunged_retention);
-    let directory = directory(config, &database)?;
+    let mut metrics = Metrics::new();
+    let directory = directory(config, &database, &metrics)?;
+    metrics.watch_pool(database.backend.clone());
+    metrics.watch_directory(directory.clone());
+    warm_up(directory.clone());
     if config.supabase.is_none() {
         hint_at_the_first_account(&database).await;
     }
     Ok(Arc::new(Services {
         store: database.mail.clone(),
-        directory,
+        directory: directory.clone(),
         limits: config.limits.clone(),
         penalties: LoginPenalties::new(config.limits.auth_penalty_max),
+        metrics: Arc::new(metrics),
+        health: Health::new(database.backend.clone(), listening, directory),
     }))
 }
 
@@ -65,6 +73,17 @@ fn forget_old_expunges(database: &Database, retention: std::time::Duration) {
     });
 }
 
+/// Loads the domain and ban caches in the background, so that the first
+/// login does not wait for them and readiness is reached without traffic.
+/// A failure here is retried by the readiness probe and by the first use.
+fn warm_up(directory: Arc<dyn Directory>) {
+    tokio::spawn(async move {
+        if let Err(error) = directory.warm_up().await {
+            tracing::warn!(%error, "cannot load the domain and ban caches yet");
+        }
+    });
+}
+
 /// On an empty database nobody can log in: say how to change that.
 async fn hint_at_the_first_account(database: &Database) {
     if let Ok(false) = database.accounts.has_users().await {
@@ -75,7 +94,11 @@ async fn hint_at_the_first_account(database: &Database) {
 }
 
 /// Supabase when configured (README: Supabase mode), else the SQL database.
-fn directory(config: &Config, database: &Database) -> Result<Arc<dyn Directory>, SetupError> {
+fn directory(
+    config: &Config,
+    database: &Database,
+    metrics: &Metrics,
+) -> Result<Arc<dyn Directory>, SetupError> {
     let Some(supabase) = &config.supabase else {
         return Ok(Arc::new(SqlDirectory::new(
             database.accounts.clone(),
@@ -83,8 +106,9 @@ fn directory(config: &Config, database: &Database) -> Result<Arc<dyn Directory>,
             config.ban_cache_ttl,
         )));
     };
-    let client = SupabaseClient::new(&supabase.url, &supabase.service_key.0, supabase.timeout)
+    let mut client = SupabaseClient::new(&supabase.url, &supabase.service_key.0, supabase.timeout)
         .map_err(|e| SetupError::Supabase(e.to_string()))?;
+    client.observe_with(metrics.supabase());
     let settings = SupabaseSettings {
         use_domains: supabase.use_domains,
         use_bans: supabase.use_bans,

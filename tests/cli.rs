@@ -11,21 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support::Client;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_imap-server");
-
-/// Runs the binary with a clean environment (no stray DATABASE_URL) in `dir`.
-fn imap_server(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null());
-    command
-}
+use support::binary::{imap_server, printed_token};
 
 fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     imap_server(dir, env, args)
@@ -186,15 +172,6 @@ fn admin_errors_are_plain_sentences() {
         failure_line(&output),
         "imap-server: no ban with id no-such-id"
     );
-}
-
-/// The token `admin tokens create` printed.
-fn printed_token(output: &str) -> String {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("token: "))
-        .expect("the token is printed")
-        .to_owned()
 }
 
 /// The README's quickstart, step by step, then a login over TCP.
@@ -499,28 +476,7 @@ async fn serve_logging_to(
 /// terminal, or get a token logged; returns the server's stderr.
 async fn hostile_logins(format: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let admin = |args: &[&str]| {
-        let output = run(dir.path(), &[], args);
-        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-        stdout(&output)
-    };
-    admin(&[
-        "admin",
-        "users",
-        "add",
-        "alice@example.com",
-        "--status",
-        "active",
-    ]);
-    let created = admin(&[
-        "admin",
-        "tokens",
-        "create",
-        "alice@example.com",
-        "--days",
-        "1",
-    ]);
-    let token = printed_token(&created);
+    let token = support::binary::user_with_token(dir.path(), "alice@example.com", "1");
     let log = dir.path().join("stderr.log");
     let (mut server, addr) = serve_logging_to(dir.path(), &[("LOG_FORMAT", format)], &log).await;
     let mut client = Client::connect(addr).await;

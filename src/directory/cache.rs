@@ -6,6 +6,7 @@
 //! turn into refused logins or vanished domains.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,21 @@ pub struct Refreshing<T> {
     ttl: Duration,
     current: RwLock<Option<(Arc<T>, Instant)>>,
     refreshing: Mutex<()>,
+    /// Loads that succeeded, and that failed (for the metrics).
+    loads: AtomicU64,
+    failures: AtomicU64,
+    /// When the copy served was loaded (a failed refresh keeps it, and its age).
+    loaded_at: RwLock<Option<Instant>>,
+}
+
+/// What the metrics and the readiness probe know of a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStatus {
+    pub name: &'static str,
+    /// Age of the copy served; `None` until the first load succeeds.
+    pub age: Option<Duration>,
+    pub refreshes: u64,
+    pub failures: u64,
 }
 
 impl<T> Refreshing<T> {
@@ -25,6 +41,22 @@ impl<T> Refreshing<T> {
             ttl,
             current: RwLock::new(None),
             refreshing: Mutex::new(()),
+            loads: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            loaded_at: RwLock::new(None),
+        }
+    }
+
+    pub fn status(&self) -> CacheStatus {
+        let loaded_at = *self
+            .loaded_at
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        CacheStatus {
+            name: self.name,
+            age: loaded_at.map(|at| at.elapsed()),
+            refreshes: self.loads.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
         }
     }
 
@@ -73,17 +105,25 @@ impl<T> Refreshing<T> {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 self.replace(fresh.clone());
+                self.loads.fetch_add(1, Ordering::Relaxed);
+                *self
+                    .loaded_at
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
                 Ok(fresh)
             }
-            Err(error) => match snapshot {
-                Some((stale, _)) => {
-                    tracing::warn!(cache = self.name, %error, "refresh failed; serving the last good copy");
-                    // Try again after another TTL rather than on every use.
-                    self.replace(stale.clone());
-                    Ok(stale)
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                match snapshot {
+                    Some((stale, _)) => {
+                        tracing::warn!(cache = self.name, %error, "refresh failed; serving the last good copy");
+                        // Try again after another TTL rather than on every use.
+                        self.replace(stale.clone());
+                        Ok(stale)
+                    }
+                    None => Err(error),
                 }
-                None => Err(error),
-            },
+            }
         }
     }
 }

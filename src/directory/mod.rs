@@ -79,6 +79,11 @@ pub trait Directory: Send + Sync {
     /// for the periodic re-check of live sessions. Tokens that no longer
     /// exist are simply absent. Callers page: at most `RECHECK_PAGE` ids.
     async fn recheck(&self, token_ids: &[String]) -> Result<Vec<TokenStanding>, Unavailable>;
+    /// Loads the domain and ban caches now (at start-up, and from the
+    /// readiness probe until they have loaded once).
+    async fn warm_up(&self) -> Result<(), Unavailable>;
+    /// The caches as they are, for the metrics and the readiness probe.
+    fn caches(&self) -> Vec<cache::CacheStatus>;
 }
 
 /// The most token ids one `Directory::recheck` call is asked about.

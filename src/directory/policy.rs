@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cache::Refreshing;
+use super::cache::{CacheStatus, Refreshing};
 use super::domains::{DomainList, DomainRefusal};
 use super::supabase::SupabaseClient;
 use super::{AddressRefusal, BanList, Scope, Unavailable, parse_address};
@@ -97,6 +97,18 @@ impl AddressPolicy {
             .get(|| async { Ok::<_, Unavailable>(BanList::new(&self.ban_origin.bans().await?)) })
             .await
             .inspect_err(|error| tracing::error!(%error, "cannot load bans"))
+    }
+
+    /// Loads both lists, so that the first login does not wait for them
+    /// and the readiness probe knows the directory answers.
+    pub async fn warm_up(&self) -> Result<(), Unavailable> {
+        self.bans().await?;
+        self.domain_list().await?;
+        Ok(())
+    }
+
+    pub fn caches(&self) -> Vec<CacheStatus> {
+        vec![self.domains.status(), self.bans.status()]
     }
 
     async fn domain_list(&self) -> Result<Arc<DomainList>, Unavailable> {

@@ -83,6 +83,14 @@ impl Directory for SqlDirectory {
         self.policy.bans().await
     }
 
+    async fn warm_up(&self) -> Result<(), Unavailable> {
+        self.policy.warm_up().await
+    }
+
+    fn caches(&self) -> Vec<super::cache::CacheStatus> {
+        self.policy.caches()
+    }
+
     async fn recheck(&self, token_ids: &[String]) -> Result<Vec<TokenStanding>, Unavailable> {
         self.accounts
             .token_standings(token_ids)

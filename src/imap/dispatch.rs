@@ -55,6 +55,16 @@ pub fn is_known_command(name: &str) -> bool {
     KNOWN_COMMANDS.contains(&name)
 }
 
+/// The metrics label for a command name: the name when we know it, else
+/// "other", so that a client cannot create series by inventing commands.
+pub fn command_label(name: &str) -> &'static str {
+    KNOWN_COMMANDS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(name))
+        .copied()
+        .unwrap_or("other")
+}
+
 /// How a command may report changes to the selected mailbox afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Updates {
@@ -104,6 +114,7 @@ impl Session {
         body: CommandBody<'_>,
         out: &mut Out<'_>,
     ) -> Next {
+        self.running = Some((command_label(body.name()), std::time::Instant::now()));
         let updates = updates_after(&body);
         if !leaves_selection(&body) && self.selection_is_gone().await {
             return self.end_gone_selection(out);

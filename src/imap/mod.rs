@@ -32,6 +32,10 @@ pub struct Services {
     pub limits: Limits,
     /// Failed logins per client address, for the whole process.
     pub penalties: penalty::LoginPenalties,
+    /// This server's metrics (`METRICS_BIND`).
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
+    /// What `/health/ready` checks.
+    pub health: crate::ops::health::Health,
 }
 
 /// A message to store, its columns read from its bytes (what the

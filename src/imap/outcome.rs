@@ -34,6 +34,8 @@ pub struct Failure {
     pub status: Status,
     pub code: Option<Code>,
     pub text: String,
+    /// The database failed (counted in `imap_database_errors_total`).
+    pub from_database: bool,
 }
 
 impl Failure {
@@ -47,6 +49,7 @@ impl Failure {
             status: Status::No,
             code: Some(code),
             text: text.into(),
+            from_database: false,
         }
     }
 
@@ -55,6 +58,7 @@ impl Failure {
             status: Status::Bad,
             code: None,
             text: text.into(),
+            from_database: false,
         }
     }
 
@@ -63,6 +67,7 @@ impl Failure {
             status: Status::Bad,
             code: Some(code),
             text: text.into(),
+            from_database: false,
         }
     }
 
@@ -73,6 +78,7 @@ impl Failure {
             status: Status::No,
             code: None,
             text: "Connection lost while answering".into(),
+            from_database: false,
         }
     }
 
@@ -101,7 +107,10 @@ impl From<StoreError> for Failure {
             }
             other => {
                 tracing::error!(error = %other, "storage failure");
-                Failure::unavailable()
+                Failure {
+                    from_database: true,
+                    ..Failure::unavailable()
+                }
             }
         }
     }

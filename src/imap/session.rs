@@ -15,6 +15,7 @@ use super::response::{Code, Out, Status};
 use super::state::State;
 use super::{Services, Transport, capabilities_before_login};
 use crate::directory::Account;
+use crate::ops::metrics::CommandStatus;
 
 /// What the session needs next from the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,8 @@ pub struct Session {
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
     pub(crate) transport: Transport,
+    /// The command being answered (its metrics label) and when it arrived.
+    pub(super) running: Option<(&'static str, std::time::Instant)>,
 }
 
 impl Session {
@@ -79,6 +82,7 @@ impl Session {
             qresync: false,
             seen_command: false,
             transport,
+            running: None,
         }
     }
 
@@ -190,14 +194,18 @@ impl Session {
     fn reject_malformed(&self, bytes: &[u8], out: &mut Out<'_>) {
         let tag = recover_tag(bytes);
         let name = command_name(bytes);
-        let text = match name {
+        let text = match &name {
             _ if tag.is_none() => "Missing or invalid tag".to_owned(),
-            Some(name) if super::dispatch::is_known_command(&name) => {
+            Some(name) if super::dispatch::is_known_command(name) => {
                 format!("Invalid arguments for {name}")
             }
             Some(name) => format!("Unknown command {name}"),
             None => "Invalid command".to_owned(),
         };
+        let label = super::dispatch::command_label(name.as_deref().unwrap_or_default());
+        self.services
+            .metrics
+            .command(label, CommandStatus::Bad, None);
         out.status(tag.as_deref(), Status::Bad, Some(&Code::Parse), &text);
     }
 
@@ -222,6 +230,9 @@ impl Session {
                 limit,
             } => Failure::bad_with(Code::TooBig, format!("Literal larger than {limit} bytes")),
         };
+        self.services
+            .metrics
+            .command("other", failure.status.into(), None);
         out.status(
             tag.as_deref(),
             failure.status,
@@ -230,10 +241,49 @@ impl Session {
         );
     }
 
-    pub(super) fn finish(&self, tag: &str, outcome: super::outcome::Outcome, out: &mut Out<'_>) {
+    pub(super) fn finish(
+        &mut self,
+        tag: &str,
+        outcome: super::outcome::Outcome,
+        out: &mut Out<'_>,
+    ) {
+        self.count_answer(&outcome);
         match outcome {
             Ok(done) => out.tagged(tag, Status::Ok, done.code.as_ref(), &done.text),
             Err(failure) => out.tagged(tag, failure.status, failure.code.as_ref(), &failure.text),
+        }
+    }
+}
+
+impl Session {
+    /// The metrics of the answer about to go out for the running command.
+    fn count_answer(&mut self, outcome: &super::outcome::Outcome) {
+        let metrics = &self.services.metrics;
+        let status = match outcome {
+            Ok(_) => CommandStatus::Ok,
+            Err(failure) => {
+                if failure.from_database {
+                    metrics.database_error();
+                }
+                failure.status.into()
+            }
+        };
+        let (command, started) = self
+            .running
+            .take()
+            .unwrap_or(("other", std::time::Instant::now()));
+        // IDLE's "duration" is how long the client chose to wait.
+        let took = (command != "IDLE").then(|| started.elapsed());
+        metrics.command(command, status, took);
+    }
+}
+
+impl From<Status> for CommandStatus {
+    fn from(status: Status) -> CommandStatus {
+        match status {
+            Status::Ok => CommandStatus::Ok,
+            Status::No => CommandStatus::No,
+            Status::Bad => CommandStatus::Bad,
         }
     }
 }

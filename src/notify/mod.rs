@@ -9,8 +9,10 @@
 mod postgres;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 pub use postgres::spawn_listener;
 
@@ -21,9 +23,13 @@ pub const EVERYONE: &str = "*";
 /// Pending notifications per subscriber before it counts as lagging.
 const CAPACITY: usize = 4096;
 
+/// An owner named by a notification, and when the notification arrived
+/// (for the notification-lag metric).
+type Notice = (Arc<str>, Instant);
+
 #[derive(Debug, Clone)]
 pub struct Hub {
-    sender: broadcast::Sender<Arc<str>>,
+    sender: broadcast::Sender<Notice>,
 }
 
 impl Default for Hub {
@@ -40,7 +46,7 @@ impl Hub {
 
     pub fn publish(&self, owner: &str) {
         // No subscribers is fine: nobody is looking.
-        let _ = self.sender.send(Arc::from(owner));
+        let _ = self.sender.send((Arc::from(owner), Instant::now()));
     }
 
     /// Publishes each owner once, however often it is named.
@@ -63,7 +69,7 @@ impl Hub {
 /// One session's view of the hub.
 #[derive(Debug)]
 pub struct Subscription {
-    receiver: broadcast::Receiver<Arc<str>>,
+    receiver: broadcast::Receiver<Notice>,
 }
 
 impl Subscription {
@@ -72,24 +78,48 @@ impl Subscription {
         let mut relevant = false;
         loop {
             match self.receiver.try_recv() {
-                Ok(owner) => relevant |= concerns(&owner, owners),
+                Ok((owner, _)) => relevant |= concerns(&owner, owners),
                 Err(broadcast::error::TryRecvError::Lagged(_)) => relevant = true,
                 Err(_) => return relevant,
             }
         }
     }
 
-    /// Waits until something for `owners` arrives.
-    pub async fn changed(&mut self, owners: &[String]) {
+    /// Waits until something for `owners` arrives; says when it arrived.
+    pub async fn changed(&mut self, owners: &[String]) -> Instant {
         loop {
             match self.receiver.recv().await {
-                Ok(owner) if concerns(&owner, owners) => return,
+                Ok((owner, at)) if concerns(&owner, owners) => return at,
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => return Instant::now(),
                 // The hub lives as long as the server; if it is gone, nothing will come.
                 Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
             }
         }
+    }
+}
+
+/// Whether the process hears the database's notifications now: the
+/// PostgreSQL LISTEN connection is up (SQLite needs none: always true).
+#[derive(Debug, Clone)]
+pub struct Listening(Arc<AtomicBool>);
+
+impl Listening {
+    /// For a store that publishes its own changes.
+    pub fn always() -> Listening {
+        Listening(Arc::new(AtomicBool::new(true)))
+    }
+
+    fn down() -> Listening {
+        Listening(Arc::new(AtomicBool::new(false)))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, connected: bool) {
+        self.0.store(connected, Ordering::Relaxed);
     }
 }
 

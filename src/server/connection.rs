@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::config::Limits;
 use crate::imap::refusal::{Problem, recover_tag};
 use crate::imap::response::Sink;
+use crate::ops::metrics::Traffic;
 
 /// What reading the next command produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,6 +72,8 @@ pub struct Connection<S> {
     /// Whether APPEND may send a message-sized literal: only once logged in,
     /// so that a stranger cannot make us buffer 50 MB per connection.
     message_literals: bool,
+    /// Where the bytes read and written are counted, if anywhere.
+    traffic: Option<Traffic>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -84,7 +87,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             max_message_size: limits.max_message_size,
             write_timeout: limits.write_timeout,
             message_literals: false,
+            traffic: None,
         }
+    }
+
+    /// Counts every byte read and written from now on.
+    pub fn count_traffic(&mut self, traffic: Traffic) {
+        self.traffic = Some(traffic);
     }
 
     /// Allows (once logged in) or refuses message-sized literals for APPEND.
@@ -128,6 +137,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let send = async {
             if !bytes.is_empty() {
                 self.stream.write_all(bytes).await?;
+                if let Some(traffic) = &self.traffic {
+                    traffic.sent.inc_by(bytes.len() as u64);
+                }
             }
             self.stream.flush().await
         };
@@ -173,6 +185,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let read = self.stream.read_buf(&mut self.input).await?;
         if read == 0 {
             return Err(ReadError::Closed);
+        }
+        if let Some(traffic) = &self.traffic {
+            traffic.received.inc_by(read as u64);
         }
         Ok(())
     }

@@ -98,6 +98,8 @@ pub async fn serve(
         None => tracing::info!(%peer, tls = stream.is_encrypted(), "connection opened"),
     }
     let mut connection = Connection::new(stream, &services.limits);
+    connection.count_traffic(services.metrics.traffic());
+    let mut idle_mark = services.metrics.idle_mark();
     let mut session = Session::new(services, peer, security.transport);
     let mut out = Out::new();
     session.greeting(&mut out);
@@ -109,6 +111,7 @@ pub async fn serve(
     // Once logged in: the entry the periodic re-check may end.
     let mut registration: Option<Registered> = None;
     let reason = loop {
+        idle_mark.set(next == Next::Idle);
         connection.write(out.bytes());
         out.clear();
         if let Err(error) = connection.flush().await {
@@ -149,6 +152,13 @@ pub async fn serve(
         // behind a penalised LOGIN) would be read past the deadline.
         if session.account().is_none() && Instant::now() >= login_deadline {
             out.bye(timeout_text(&session));
+            next = Next::Close;
+            continue;
+        }
+        // A command that was running when shutdown began has just been
+        // answered: the BYE follows it.
+        if *shutdown.borrow() {
+            out.bye("Server shutting down");
             next = Next::Close;
             continue;
         }

@@ -56,9 +56,6 @@ struct Tls {
     cleartext: CleartextLogin,
 }
 
-/// How long shutdown waits for sessions to finish their BYE.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 pub struct Server {
     listener: TcpListener,
     tls: Option<Tls>,
@@ -197,6 +194,8 @@ impl Server {
             // IMAP_LOGIN_TIMEOUT counts from here: an IMAPS handshake (and a
             // PROXY header) spends the same time the session has to log in.
             let login_deadline = Instant::now() + services.limits.login_timeout;
+            let listener = if implicit_tls { "imaps" } else { "imap" };
+            let open = services.metrics.connection_opened(listener);
             tokio::spawn(async move {
                 let mut stream = stream;
                 // Behind a proxy, the client is who the header names: the
@@ -226,9 +225,12 @@ impl Server {
                     handler::serve(stream, connection, services, sessions, stopped).await;
                 }
                 // The places are given back only now, however it ended.
-                drop((held, slot));
+                drop((held, slot, open));
             });
         }
+        // New clients are refused at once rather than left in the backlog.
+        drop(self.listener);
+        drop(self.tls);
         tracing::info!("shutting down");
         // Every session is about to hear "shutting down"; none should hear
         // a re-check's verdict instead.
@@ -236,8 +238,22 @@ impl Server {
             rechecks.abort();
         }
         let _ = stop.send(true);
+        // Each session finishes the command it is running, then says BYE.
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+        let grace = self.services.limits.shutdown_timeout;
+        if tokio::time::timeout(grace, slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            let left = self
+                .max_connections
+                .saturating_sub(slots.available_permits());
+            tracing::warn!(
+                sessions = left,
+                ?grace,
+                "shutdown timeout: closing the sessions still busy"
+            );
+        }
     }
 }
 

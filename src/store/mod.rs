@@ -522,10 +522,13 @@ pub enum Backend {
 
 impl Database {
     /// Starts feeding the hub from PostgreSQL's notifications (SQLite needs
-    /// nothing: its store publishes directly).
-    pub fn listen_for_changes(&self) {
-        if let Backend::Postgres(pool) = &self.backend {
-            crate::notify::spawn_listener(pool.clone(), self.mail.hub().clone());
+    /// nothing: its store publishes directly). Says whether it is connected.
+    pub fn listen_for_changes(&self) -> crate::notify::Listening {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                crate::notify::spawn_listener(pool.clone(), self.mail.hub().clone())
+            }
+            Backend::Sqlite(_) => crate::notify::Listening::always(),
         }
     }
 

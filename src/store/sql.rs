@@ -220,8 +220,7 @@ where
         } else {
             query.bind(i64::try_from(since).unwrap_or(i64::MAX))
         };
-        let rows: Vec<(i64, Option<String>, Option<D::Flags>, Option<i64>)> =
-            query.fetch_all(&self.pool).await?;
+        let rows: Vec<SummaryRow<D::Flags>> = query.fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|(uid, sender, flags, modseq_value)| {
                 Ok(MessageSummary {
@@ -461,6 +460,9 @@ where
         html: row.try_get(6)?,
     })
 }
+
+/// UID, sender, flags and mod-sequence of a message, as read.
+type SummaryRow<F> = (i64, Option<String>, Option<F>, Option<i64>);
 
 /// A stored mod-sequence; rows written before 0006 may lack one.
 fn known_modseq(value: i64) -> u64 {

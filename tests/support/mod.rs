@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod haproxy;
+pub mod binary;
 pub mod postgres;
 pub mod supabase;
 pub mod tls_client;
@@ -19,6 +20,8 @@ use imap_server::config::{Limits, TlsFiles};
 use imap_server::directory::supabase::{SupabaseClient, SupabaseSettings};
 use imap_server::directory::{Directory, SqlDirectory, SupabaseDirectory};
 use imap_server::imap::Services;
+use imap_server::ops::health::Health;
+use imap_server::ops::metrics::Metrics;
 use imap_server::server::tls::Certificates;
 use imap_server::server::{CleartextLogin, ProxyProtocol, Server};
 use imap_server::store::{
@@ -51,6 +54,8 @@ pub struct Options {
     pub supabase: Option<SupabaseOptions>,
     /// PROXY headers read from these peers (`PROXY_PROTOCOL_FROM`).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Serve `/metrics` and the health probes on an ephemeral port.
+    pub metrics: bool,
 }
 
 impl Default for Options {
@@ -63,6 +68,7 @@ impl Default for Options {
             tls: None,
             supabase: None,
             proxy_protocol: None,
+            metrics: false,
         }
     }
 }
@@ -116,6 +122,8 @@ pub struct TestServer {
     pub backend: Backend,
     /// The fake Supabase, in Supabase mode.
     pub supabase: Option<Arc<FakeSupabase>>,
+    /// `/metrics` and the health probes, with `Options::metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     options: Options,
     _dir: Option<tempfile::TempDir>,
 }
@@ -156,11 +164,13 @@ impl TestServer {
             Some(_) => Some(Arc::new(FakeSupabase::start().await)),
             None => None,
         };
+        let mut metrics = Metrics::new();
         let directory: Arc<dyn Directory> = match (&options.supabase, &fake) {
             (Some(mode), Some(fake)) => {
                 let url = mode.url.clone().unwrap_or_else(|| fake.url());
-                let client = SupabaseClient::new(&url, &mode.key, mode.timeout)
+                let mut client = SupabaseClient::new(&url, &mode.key, mode.timeout)
                     .expect("build the Supabase client");
+                client.observe_with(metrics.supabase());
                 let settings = SupabaseSettings {
                     use_domains: mode.use_domains,
                     use_bans: mode.use_bans,
@@ -180,14 +190,30 @@ impl TestServer {
                 options.ban_ttl,
             )),
         };
+        let listening = database.listen_for_changes();
+        metrics.watch_pool(database.backend.clone());
+        metrics.watch_directory(directory.clone());
         let services = Arc::new(Services {
             store: database.mail.clone(),
-            directory,
+            directory: directory.clone(),
             limits: options.limits.clone(),
             penalties: imap_server::imap::penalty::LoginPenalties::new(
                 options.limits.auth_penalty_max,
             ),
+            metrics: Arc::new(metrics),
+            health: Health::new(database.backend.clone(), listening, directory),
         });
+        let metrics_addr = match options.metrics {
+            true => {
+                let listener = imap_server::ops::http::bind(loopback_any())
+                    .await
+                    .expect("bind the metrics port");
+                let addr = listener.local_addr().expect("metrics address");
+                tokio::spawn(imap_server::ops::http::serve(listener, services.clone()));
+                Some(addr)
+            }
+            false => None,
+        };
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let mut server = Server::bind(loopback, services)
             .await
@@ -206,7 +232,6 @@ impl TestServer {
         }
         let addr = server.local_addr().expect("local address");
         let tls_addr = server.tls_addr();
-        database.listen_for_changes();
         tokio::spawn(server.run(std::future::pending()));
         TestServer {
             addr,
@@ -215,6 +240,7 @@ impl TestServer {
             url,
             backend,
             supabase: fake,
+            metrics_addr,
             options,
             _dir: dir,
         }
@@ -446,6 +472,8 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port()
+fn loopback_any() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("loopback address")
 }
 
 fn database_url(backend: Backend) -> (String, Option<tempfile::TempDir>) {

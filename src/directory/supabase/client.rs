@@ -14,6 +14,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::ops::metrics::{RequestOutcome, SupabaseMetrics};
 use crate::store::{BanRecord, DomainRecord, ban_from_row};
 
 /// How many rows one PostgREST request asks for. Supabase caps responses at
@@ -119,9 +120,15 @@ pub struct SupabaseClient {
     base: String,
     key: String,
     timeout: Duration,
+    metrics: Option<SupabaseMetrics>,
 }
 
 impl SupabaseClient {
+    /// Counts every request from now on in `metrics`.
+    pub fn observe_with(&mut self, metrics: SupabaseMetrics) {
+        self.metrics = Some(metrics);
+    }
+
     pub fn new(url: &str, key: &str, timeout: Duration) -> Result<SupabaseClient, SupabaseError> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -135,6 +142,7 @@ impl SupabaseClient {
             base: url.trim_end_matches('/').to_owned(),
             key: key.to_owned(),
             timeout,
+            metrics: None,
         })
     }
 
@@ -344,6 +352,30 @@ impl SupabaseClient {
     /// "user not found") or an empty 2xx body (PATCH's 204); any other non-2xx
     /// answer, a transport failure or a deadline is an error.
     async fn fetch<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<serde_json::Value>,
+    ) -> Result<Option<T>, SupabaseError> {
+        let started = std::time::Instant::now();
+        let result = self.fetch_once(method, path, query, body).await;
+        if let Some(metrics) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => RequestOutcome::Ok,
+                Err(SupabaseError::Status { .. }) => RequestOutcome::Status,
+                Err(SupabaseError::Timeout { .. }) => RequestOutcome::Timeout,
+                Err(SupabaseError::Malformed { .. }) => RequestOutcome::Malformed,
+                Err(SupabaseError::Transport { .. } | SupabaseError::Setup(_)) => {
+                    RequestOutcome::Transport
+                }
+            };
+            metrics.request(outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn fetch_once<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

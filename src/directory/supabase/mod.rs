@@ -144,6 +144,14 @@ impl Directory for SupabaseDirectory {
         self.policy.bans().await
     }
 
+    async fn warm_up(&self) -> Result<(), Unavailable> {
+        self.policy.warm_up().await
+    }
+
+    fn caches(&self) -> Vec<super::cache::CacheStatus> {
+        self.policy.caches()
+    }
+
     /// Two requests per page whatever the number of sessions: the tokens,
     /// then their owners' subscriptions, each with one `in.(…)` filter (or a
     /// few, when the ids would make a request line longer than the gateway

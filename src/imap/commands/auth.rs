@@ -14,6 +14,7 @@ use crate::imap::response::{Code, Out};
 use crate::imap::session::Session;
 use crate::imap::{CAPABILITIES, SPECIAL_FOLDER_NAMES};
 use crate::logsafe::LoginName;
+use crate::ops::metrics::LoginOutcome;
 
 /// STARTTLS (RFC 3501 6.2.1): only before login, only once, only where TLS
 /// is configured.
@@ -38,6 +39,10 @@ fn require_privacy(session: &Session) -> Result<(), Failure> {
     if session.transport.login_allowed() {
         Ok(())
     } else {
+        session
+            .services
+            .metrics
+            .login(LoginOutcome::PrivacyRequired);
         Err(Failure::no(
             Code::PrivacyRequired,
             "Use STARTTLS or the IMAPS port before logging in: tokens must not travel in clear",
@@ -116,6 +121,13 @@ impl Session {
 /// A failed attempt: counted for the connection (too many close it) and
 /// for the client's address (see `imap::penalty`).
 fn count_failure(session: &mut Session) {
+    session.services.metrics.login(LoginOutcome::BadCredentials);
+    charge_failure(session);
+}
+
+/// Charges a failure to the connection and the address; the caller
+/// counts its outcome.
+fn charge_failure(session: &mut Session) {
     session.failed_logins += 1;
     session.services.penalties.failed(session.peer.ip());
 }
@@ -126,6 +138,7 @@ fn count_failure(session: &mut Session) {
 async fn wait_out_penalty(session: &Session) {
     let delay = session.services.penalties.delay(session.peer.ip());
     if !delay.is_zero() {
+        session.services.metrics.login_delayed();
         tracing::debug!(peer = %session.peer, ?delay, "login attempt held by the failure penalty");
         tokio::time::sleep(delay).await;
     }
@@ -166,10 +179,15 @@ async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
     let result = services.directory.authenticate(login, token).await;
     match result {
         Ok(account) => {
-            services
+            let provisioned = services
                 .store
                 .provision_user(&account.user_id, &SPECIAL_FOLDER_NAMES)
-                .await?;
+                .await;
+            if provisioned.is_err() {
+                services.metrics.login(LoginOutcome::Unavailable);
+            }
+            provisioned?;
+            services.metrics.login(LoginOutcome::Ok);
             services.penalties.succeeded(session.peer.ip());
             tracing::info!(user = %account.email, peer = %session.peer, outcome = "success", "login");
             session.user = Some(account.email.clone());
@@ -181,8 +199,11 @@ async fn log_in(session: &mut Session, login: &str, token: &str) -> Outcome {
         }
         Err(error) => {
             // An outage says nothing about the client.
-            if error != AuthError::Unavailable {
-                count_failure(session);
+            if error == AuthError::Unavailable {
+                services.metrics.login(LoginOutcome::Unavailable);
+            } else {
+                services.metrics.login(LoginOutcome::from(&error));
+                charge_failure(session);
             }
             tracing::info!(user = %LoginName(login), peer = %session.peer, outcome = %error, "login failed");
             Err(error.into())

@@ -23,8 +23,9 @@ pub fn start(session: &mut Session, tag: &str, out: &mut Out<'_>) -> Next {
 /// What ended a wait for changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
-    /// A notification for one of the view's owners (consumed by the wait).
-    Notified,
+    /// A notification for one of the view's owners (consumed by the wait),
+    /// which arrived at this instant.
+    Notified(tokio::time::Instant),
     /// The poll interval passed in silence.
     Timer,
 }
@@ -51,7 +52,7 @@ impl Session {
             Some(view) => {
                 let owners = view.owners().to_vec();
                 match tokio::time::timeout(poll, view.subscription().changed(&owners)).await {
-                    Ok(()) => Wake::Notified,
+                    Ok(at) => Wake::Notified(at),
                     Err(_) => Wake::Timer,
                 }
             }
@@ -72,10 +73,22 @@ impl Session {
         if quiet && !view.is_stale(&services).await {
             return Next::Idle;
         }
+        let queued = out.bytes().len();
         match view.refresh(&services, out, true).await {
-            Ok(Freshness::Current) => Next::Idle,
+            Ok(Freshness::Current) => {
+                // The update goes out as soon as this returns.
+                if let Wake::Notified(at) = wake
+                    && out.bytes().len() > queued
+                {
+                    services.metrics.notification_lag(at.elapsed());
+                }
+                Next::Idle
+            }
             Ok(Freshness::Gone) => self.end_gone_selection(out),
             Err(failure) => {
+                if failure.from_database {
+                    services.metrics.database_error();
+                }
                 // Nothing to answer while idling; the next command will see the trouble.
                 tracing::warn!(text = %failure.text, "could not refresh an idling session");
                 Next::Idle
