@@ -5,8 +5,8 @@
 
 #![allow(dead_code)]
 
-pub mod haproxy;
 pub mod binary;
+pub mod haproxy;
 pub mod postgres;
 pub mod supabase;
 pub mod tls_client;
@@ -472,6 +472,8 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port()
+}
+
 fn loopback_any() -> SocketAddr {
     "127.0.0.1:0".parse().expect("loopback address")
 }
