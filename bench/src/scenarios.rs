@@ -129,6 +129,71 @@ async fn open_mailbox(addr: SocketAddr, account: &Account, seed: u64) -> Result<
     session.logout().await
 }
 
+/// Scenario 6: a phone reopening its INBOX after one change elsewhere, and
+/// making one itself. With `qresync`, it gives back what it knew (RFC 7162
+/// 3.2.5) and hears only what changed; without, it fetches every flag
+/// again. Each client keeps to its own account, so "since last time" is
+/// exactly the STORE of its previous round.
+pub async fn reopen(target: &Target, clients: usize, duration: Duration, qresync: bool) -> Measured {
+    let target = target.clone();
+    let known: Arc<std::sync::Mutex<Vec<Option<(u64, u64)>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; clients]));
+    closed_loop(clients, duration, move |client, round| {
+        let target = target.clone();
+        let known = known.clone();
+        async move {
+            let account = target.account(client);
+            let mut session = Client::login(target.addr, account).await?;
+            let before = known.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[client];
+            let select = match (qresync, before) {
+                (true, Some((uidvalidity, modseq))) => {
+                    session.run("ENABLE QRESYNC").await?;
+                    session
+                        .run(&format!("SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))"))
+                        .await?
+                }
+                (true, None) => {
+                    session.run("ENABLE QRESYNC").await?;
+                    let select = session.run("SELECT INBOX").await?;
+                    session.run("UID FETCH 1:* (UID FLAGS)").await?;
+                    select
+                }
+                (false, _) => {
+                    let select = session.run("SELECT INBOX").await?;
+                    let index = session.run("UID FETCH 1:* (UID FLAGS)").await?;
+                    if uids_in(&index).is_empty() {
+                        bail!("the flag fetch returned no messages");
+                    }
+                    select
+                }
+            };
+            let state = (
+                number_after(&select, b"UIDVALIDITY ").ok_or_else(|| anyhow::anyhow!("no UIDVALIDITY"))?,
+                number_after(&select, b"HIGHESTMODSEQ ").ok_or_else(|| anyhow::anyhow!("no HIGHESTMODSEQ"))?,
+            );
+            // The change the next reopen will hear of: \Seen toggled on one message.
+            let flag = if round % 2 == 0 { "+FLAGS.SILENT" } else { "-FLAGS.SILENT" };
+            session
+                .run(&format!("UID STORE {} {flag} (\\Seen)", 1 + client % 50))
+                .await?;
+            known.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[client] = Some(state);
+            session.logout().await
+        }
+    })
+    .await
+}
+
+/// The number after `label` in an answer, such as `HIGHESTMODSEQ 42`.
+fn number_after(answer: &[u8], label: &[u8]) -> Option<u64> {
+    let start = find(answer, label)? + label.len();
+    let digits: String = answer[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| b as char)
+        .collect();
+    digits.parse().ok()
+}
+
 /// Opens the index of every account once, so that both servers have parsed
 /// and cached what the phone scenario asks for before anything is timed.
 pub async fn warm_up(target: &Target) -> Result<()> {
