@@ -10,30 +10,56 @@ use super::{EVERYONE, Hub};
 /// The channel the `emails` trigger and the store notify on.
 pub const CHANNEL: &str = "imap_changes";
 
-/// Starts the listener task; it reconnects by itself, and after a reconnect
-/// tells every session to refresh, since notifications may have been missed.
+/// The first wait before reconnecting, and the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LONGEST_RETRY: Duration = Duration::from_secs(5);
+
+/// Starts the listener task. It reconnects by itself, waiting longer after
+/// each failed attempt (up to `LONGEST_RETRY`), and each time `LISTEN` is in
+/// place again it tells every session to refresh: notifications sent while
+/// nobody listened are lost, and only a look at the store finds what they
+/// announced (ARCHITECTURE: outages).
 pub fn spawn_listener(pool: PgPool, hub: Hub) {
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(100);
+        let mut delay = FIRST_RETRY;
         loop {
-            match listen(&pool, &hub).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "change notifications interrupted; reconnecting");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    hub.publish(EVERYONE);
-                }
-            }
+            let error = match PgListener::connect_with(&pool).await {
+                Ok(listener) => match listen(listener, &hub, &mut delay).await {
+                    Ok(()) => return,
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            tracing::warn!(%error, retry_in = ?delay, "change notifications interrupted; reconnecting");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(LONGEST_RETRY);
         }
     });
 }
 
-async fn listen(pool: &PgPool, hub: &Hub) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+/// Listens until the connection fails for good. `try_recv` (not `recv`,
+/// which reconnects silently) tells us of every reconnect sqlx makes on its
+/// own, so that those, too, wake everyone.
+async fn listen(
+    mut listener: PgListener,
+    hub: &Hub,
+    delay: &mut Duration,
+) -> Result<(), sqlx::Error> {
     listener.listen(CHANNEL).await?;
+    caught_up(hub, delay);
     loop {
-        let notification = listener.recv().await?;
-        hub.publish(notification.payload());
+        match listener.try_recv().await? {
+            Some(notification) => hub.publish(notification.payload()),
+            // Lost and already re-established (with LISTEN) by sqlx.
+            None => caught_up(hub, delay),
+        }
     }
+}
+
+/// LISTEN is in place: whatever changed from now on is announced, and what
+/// changed before is found by the refresh this asks of every session.
+fn caught_up(hub: &Hub, delay: &mut Duration) {
+    tracing::info!("listening for change notifications");
+    hub.publish(EVERYONE);
+    *delay = FIRST_RETRY;
 }
