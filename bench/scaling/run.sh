@@ -45,21 +45,7 @@ echo "== building imap-server (release)"
 cargo build --release -q -p imap-server --bins
 server=$PWD/target/release/imap-server
 
-work=$(mktemp -d /tmp/imap-scaling.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-    set +e
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    done
-    [ -f "$work/pg/data/postmaster.pid" ] &&
-        runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+. bench/workdir.sh scaling
 
 echo "== PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') (throwaway cluster in $work/pg)"
 mkdir -p "$work/pg"
