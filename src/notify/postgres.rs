@@ -24,10 +24,7 @@ pub fn spawn_listener(pool: PgPool, hub: Hub) {
         let mut delay = FIRST_RETRY;
         loop {
             let error = match PgListener::connect_with(&pool).await {
-                Ok(listener) => match listen(listener, &hub, &mut delay).await {
-                    Ok(()) => return,
-                    Err(error) => error,
-                },
+                Ok(listener) => listen(listener, &hub, &mut delay).await,
                 Err(error) => error,
             };
             tracing::warn!(%error, retry_in = ?delay, "change notifications interrupted; reconnecting");
@@ -37,21 +34,20 @@ pub fn spawn_listener(pool: PgPool, hub: Hub) {
     });
 }
 
-/// Listens until the connection fails for good. `try_recv` (not `recv`,
-/// which reconnects silently) tells us of every reconnect sqlx makes on its
-/// own, so that those, too, wake everyone.
-async fn listen(
-    mut listener: PgListener,
-    hub: &Hub,
-    delay: &mut Duration,
-) -> Result<(), sqlx::Error> {
-    listener.listen(CHANNEL).await?;
+/// Listens until the connection fails for good, and returns why.
+/// `try_recv` (not `recv`, which reconnects silently) tells us of every
+/// reconnect sqlx makes on its own, so that those, too, wake everyone.
+async fn listen(mut listener: PgListener, hub: &Hub, delay: &mut Duration) -> sqlx::Error {
+    if let Err(error) = listener.listen(CHANNEL).await {
+        return error;
+    }
     caught_up(hub, delay);
     loop {
-        match listener.try_recv().await? {
-            Some(notification) => hub.publish(notification.payload()),
+        match listener.try_recv().await {
+            Ok(Some(notification)) => hub.publish(notification.payload()),
             // Lost and already re-established (with LISTEN) by sqlx.
-            None => caught_up(hub, delay),
+            Ok(None) => caught_up(hub, delay),
+            Err(error) => return error,
         }
     }
 }
