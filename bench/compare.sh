@@ -82,21 +82,7 @@ cargo build --release -q -p imap-server -p imap-bench --bins
 server=$PWD/target/release/imap-server
 load=$PWD/target/release/imap-load
 
-work=$(mktemp -d /tmp/imap-compare.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-    set +e
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    done
-    [ -f "$work/pg/data/postmaster.pid" ] &&
-        runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+. bench/workdir.sh compare
 
 wait_for_port() {
     for _ in $(seq 100); do

@@ -129,14 +129,22 @@ async fn open_mailbox(addr: SocketAddr, account: &Account, seed: u64) -> Result<
     session.logout().await
 }
 
+/// What a QRESYNC client remembers of a mailbox: UIDVALIDITY and HIGHESTMODSEQ.
+type Known = (u64, u64);
+
 /// Scenario 6: a phone reopening its INBOX after one change elsewhere, and
 /// making one itself. With `qresync`, it gives back what it knew (RFC 7162
 /// 3.2.5) and hears only what changed; without, it fetches every flag
 /// again. Each client keeps to its own account, so "since last time" is
 /// exactly the STORE of its previous round.
-pub async fn reopen(target: &Target, clients: usize, duration: Duration, qresync: bool) -> Measured {
+pub async fn reopen(
+    target: &Target,
+    clients: usize,
+    duration: Duration,
+    qresync: bool,
+) -> Measured {
     let target = target.clone();
-    let known: Arc<std::sync::Mutex<Vec<Option<(u64, u64)>>>> =
+    let known: Arc<std::sync::Mutex<Vec<Option<Known>>>> =
         Arc::new(std::sync::Mutex::new(vec![None; clients]));
     closed_loop(clients, duration, move |client, round| {
         let target = target.clone();
@@ -168,11 +176,17 @@ pub async fn reopen(target: &Target, clients: usize, duration: Duration, qresync
                 }
             };
             let state = (
-                number_after(&select, b"UIDVALIDITY ").ok_or_else(|| anyhow::anyhow!("no UIDVALIDITY"))?,
-                number_after(&select, b"HIGHESTMODSEQ ").ok_or_else(|| anyhow::anyhow!("no HIGHESTMODSEQ"))?,
+                number_after(&select, b"UIDVALIDITY ")
+                    .ok_or_else(|| anyhow::anyhow!("no UIDVALIDITY"))?,
+                number_after(&select, b"HIGHESTMODSEQ ")
+                    .ok_or_else(|| anyhow::anyhow!("no HIGHESTMODSEQ"))?,
             );
             // The change the next reopen will hear of: \Seen toggled on one message.
-            let flag = if round % 2 == 0 { "+FLAGS.SILENT" } else { "-FLAGS.SILENT" };
+            let flag = if round % 2 == 0 {
+                "+FLAGS.SILENT"
+            } else {
+                "-FLAGS.SILENT"
+            };
             session
                 .run(&format!("UID STORE {} {flag} (\\Seen)", 1 + client % 50))
                 .await?;

@@ -10,51 +10,63 @@ use super::{EVERYONE, Hub, Listening};
 /// The channel the `emails` trigger and the store notify on.
 pub const CHANNEL: &str = "imap_changes";
 
-/// Starts the listener task; it reconnects by itself, and after a reconnect
-/// tells every session to refresh, since notifications may have been missed.
-/// The returned state says whether it is connected (for readiness).
+/// The first wait before reconnecting, and the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LONGEST_RETRY: Duration = Duration::from_secs(5);
+
+/// Starts the listener task. It reconnects by itself, waiting longer after
+/// each failed attempt (up to `LONGEST_RETRY`), and each time `LISTEN` is in
+/// place again it tells every session to refresh: notifications sent while
+/// nobody listened are lost, and only a look at the store finds what they
+/// announced (ARCHITECTURE: outages). The returned state says whether it is
+/// listening (for readiness).
 pub fn spawn_listener(pool: PgPool, hub: Hub) -> Listening {
     let listening = Listening::down();
     let state = listening.clone();
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(100);
+        let mut delay = FIRST_RETRY;
         loop {
-            match listen(&pool, &hub, &state).await {
-                Ok(()) => return,
-                Err(error) => {
-                    // A fresh outage after a working connection starts
-                    // the back-off again.
-                    if state.is_connected() {
-                        delay = Duration::from_millis(100);
-                    }
-                    state.set(false);
-                    tracing::warn!(%error, "change notifications interrupted; reconnecting");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    hub.publish(EVERYONE);
-                }
-            }
+            let error = match PgListener::connect_with(&pool).await {
+                Ok(listener) => listen(listener, &hub, &state, &mut delay).await,
+                Err(error) => error,
+            };
+            state.set(false);
+            tracing::warn!(%error, retry_in = ?delay, "change notifications interrupted; reconnecting");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(LONGEST_RETRY);
         }
     });
     listening
 }
 
-async fn listen(pool: &PgPool, hub: &Hub, state: &Listening) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    state.set(true);
+/// Listens until the connection fails for good, and returns why.
+/// `try_recv` (not `recv`, which reconnects silently) tells us of every
+/// reconnect sqlx makes on its own, so that those, too, wake everyone.
+async fn listen(
+    mut listener: PgListener,
+    hub: &Hub,
+    state: &Listening,
+    delay: &mut Duration,
+) -> sqlx::Error {
+    if let Err(error) = listener.listen(CHANNEL).await {
+        return error;
+    }
+    caught_up(hub, state, delay);
     loop {
-        // `recv` would reconnect by itself, silently: notifications sent
-        // meanwhile would be missed and readiness would not know. A lost
-        // connection is an error here, handled (and announced) above.
-        match listener.try_recv().await? {
-            Some(notification) => hub.publish(notification.payload()),
-            None => {
-                return Err(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "the LISTEN connection was lost",
-                )));
-            }
+        match listener.try_recv().await {
+            Ok(Some(notification)) => hub.publish(notification.payload()),
+            // Lost and already re-established (with LISTEN) by sqlx.
+            Ok(None) => caught_up(hub, state, delay),
+            Err(error) => return error,
         }
     }
+}
+
+/// LISTEN is in place: whatever changed from now on is announced, and what
+/// changed before is found by the refresh this asks of every session.
+fn caught_up(hub: &Hub, state: &Listening, delay: &mut Duration) {
+    tracing::info!("listening for change notifications");
+    state.set(true);
+    hub.publish(EVERYONE);
+    *delay = FIRST_RETRY;
 }

@@ -71,8 +71,13 @@ impl Dialect for Postgres {
     }
 
     async fn connect(url: &str, max_connections: u32) -> StoreResult<Pool<Postgres>> {
+        // After PostgreSQL restarts, every pooled connection is dead. Each
+        // is pinged before use and replaced if it fails, so a command gets
+        // a live connection or, while the server is away, an error within
+        // the acquire timeout (NO [UNAVAILABLE]), never a hang.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .test_before_acquire(true)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;

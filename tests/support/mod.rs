@@ -148,7 +148,11 @@ impl TestServer {
 
     /// A server on an existing database.
     pub async fn start_on(backend: Backend, url: String) -> TestServer {
-        TestServer::launch(backend, url, None, Options::default()).await
+        TestServer::start_on_with(backend, url, Options::default()).await
+    }
+
+    pub async fn start_on_with(backend: Backend, url: String, options: Options) -> TestServer {
+        TestServer::launch(backend, url, None, options).await
     }
 
     async fn launch(
@@ -606,6 +610,27 @@ impl Client {
                     .trim_end_matches(['\r', '\n'])
                     .to_owned(),
             ),
+        }
+    }
+
+    /// The next line if one comes within `wait`: `Err(())` when none did,
+    /// `Ok(None)` at end of stream. For clients that wait for news (IDLE)
+    /// longer than any answer may take.
+    pub async fn line_within(&mut self, wait: Duration) -> Result<Option<String>, ()> {
+        let mut line = Vec::new();
+        match tokio::time::timeout(wait, self.reader.read_until(b'\n', &mut line)).await {
+            Err(_) if line.is_empty() => Err(()),
+            // A line cut by the timeout: its rest follows at once.
+            Err(_) => {
+                let rest = self.line().await;
+                Ok(Some(format!("{}{rest}", String::from_utf8_lossy(&line))))
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => Ok(None),
+            Ok(Ok(_)) => Ok(Some(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            )),
         }
     }
 

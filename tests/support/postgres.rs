@@ -89,9 +89,10 @@ struct Server {
     /// so it is not echoed in error messages).
     external: bool,
     psql: PathBuf,
-    /// Keeps the watcher's stdin pipe open for the life of the process; see
-    /// the module docs. `None` for an external server.
-    _watcher: Option<Watcher>,
+    /// The cluster this process started, `None` for an external server.
+    /// It keeps the watcher's stdin pipe open for the life of the process;
+    /// see the module docs.
+    cluster: Option<Cluster>,
 }
 
 struct Watcher {
@@ -119,10 +120,19 @@ impl Server {
                 create_url: url,
                 external: true,
                 psql,
-                _watcher: None,
+                cluster: None,
             });
         }
-        start_local_cluster()
+        start_local_cluster(Listen::SocketOnly).map(Server::local)
+    }
+
+    fn local(cluster: Cluster) -> Server {
+        Server {
+            create_url: cluster.url.clone(),
+            external: false,
+            psql: cluster.bindir.join("psql"),
+            cluster: Some(cluster),
+        }
     }
 
     /// Runs one SQL command as the admin user, panicking with psql's output
@@ -168,7 +178,7 @@ impl Server {
     }
 }
 
-/// The watcher, run as `sh -c WATCHER_SCRIPT sh <bindir> <dir> <port>` by the
+/// The watcher, run as `sh -c WATCHER_SCRIPT sh <bindir> <dir> <port> <listen>` by the
 /// user that owns the cluster. It reports "ready" or what failed as one line
 /// on stdout, then blocks in `cat` until stdin reaches EOF (the test process
 /// has ended, however it ended), and then cleans up in every case.
@@ -185,13 +195,13 @@ impl Server {
 ///
 /// There are no comments inside the script because `ps` shows all of it.
 const WATCHER_SCRIPT: &str = r#"
-bin=$1 dir=$2 port=$3
+bin=$1 dir=$2 port=$3 listen=$4
 if ! "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C \
         >"$dir/initdb.log" 2>&1; then
     status=initdb-failed
 else
     cat >>"$dir/data/postgresql.conf" <<EOF
-listen_addresses = ''
+listen_addresses = '$listen'
 unix_socket_directories = '$dir'
 port = $port
 fsync = off
@@ -215,7 +225,144 @@ cat >/dev/null
 rm -rf "$dir"
 "#;
 
-fn start_local_cluster() -> Result<Server, String> {
+/// Where a cluster accepts connections besides its unix socket.
+#[derive(Debug, Clone, Copy)]
+enum Listen {
+    /// The unix socket alone, named by `PORT`: nothing to collide with.
+    SocketOnly,
+    /// Also TCP on 127.0.0.1 at this port, as production reaches its
+    /// server: a stopped server then refuses connections rather than
+    /// lacking a socket file, which is what clients see in an outage.
+    Loopback(u16),
+}
+
+impl Listen {
+    fn port(self) -> u16 {
+        match self {
+            Listen::SocketOnly => PORT,
+            Listen::Loopback(port) => port,
+        }
+    }
+
+    fn addresses(self) -> &'static str {
+        match self {
+            Listen::SocketOnly => "",
+            Listen::Loopback(_) => "127.0.0.1",
+        }
+    }
+}
+
+/// A cluster this process started, owned by its watcher.
+struct Cluster {
+    bindir: PathBuf,
+    dir: PathBuf,
+    /// The (uid, gid) the cluster runs as, when that is not ours (as root).
+    run_as: Option<(u32, u32)>,
+    /// The admin URL (database "postgres").
+    url: String,
+    _watcher: Watcher,
+}
+
+impl Cluster {
+    /// Runs `pg_ctl <args> -D <data>` as the cluster's owner and waits for it.
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let mut command = Command::new(self.bindir.join("pg_ctl"));
+        command
+            .args(args)
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"));
+        prepare_as_owner(&mut command, self.run_as);
+        let output = command
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl {} failed ({}): {}{}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim(),
+                log_tails(&self.dir, false)
+            ))
+        }
+    }
+}
+
+/// A PostgreSQL cluster of one test's own, for tests that stop or restart
+/// the server (which the shared one must never be: other tests run on it
+/// in parallel). It listens on TCP at 127.0.0.1 on a port of its own, and
+/// is removed, like the shared one, however the test process ends; dropping
+/// it removes it at once.
+pub struct PrivateCluster {
+    server: Server,
+}
+
+impl PrivateCluster {
+    /// Starts the cluster; panics with the reason (or how to install
+    /// PostgreSQL) when it cannot.
+    #[track_caller]
+    pub fn start() -> PrivateCluster {
+        match start_local_cluster(Listen::Loopback(free_port())) {
+            Ok(cluster) => PrivateCluster {
+                server: Server::local(cluster),
+            },
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// A fresh, empty database on this cluster.
+    #[track_caller]
+    pub fn fresh_database_url(&self, name: &str) -> String {
+        self.server.psql(&format!("CREATE DATABASE \"{name}\""));
+        with_database(&self.server.create_url, name)
+    }
+
+    /// The admin URL (database "postgres").
+    pub fn admin_url(&self) -> String {
+        self.server.create_url.clone()
+    }
+
+    fn cluster(&self) -> &Cluster {
+        self.server
+            .cluster
+            .as_ref()
+            .expect("a private cluster is always local")
+    }
+
+    /// `pg_ctl restart -m fast`: sessions are disconnected, the server
+    /// stops after a checkpoint and starts again; returns once it accepts
+    /// connections.
+    pub fn restart_fast(&self) -> Result<(), String> {
+        self.cluster()
+            .pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60"])
+    }
+
+    /// `pg_ctl stop -m fast`, returning once the server is down.
+    pub fn stop_fast(&self) -> Result<(), String> {
+        self.cluster()
+            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
+    }
+
+    /// `pg_ctl start`, returning once the server accepts connections.
+    pub fn start_again(&self) -> Result<(), String> {
+        self.cluster().pg_ctl(&["start", "-w", "-t", "60"])
+    }
+}
+
+/// A TCP port nobody listens on right now. Another process could take it
+/// before PostgreSQL does; that fails start-up loudly, never silently.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("an ephemeral port on 127.0.0.1")
+}
+
+fn start_local_cluster(listen: Listen) -> Result<Cluster, String> {
     const NEEDED: [&str; 4] = ["initdb", "pg_ctl", "postgres", "psql"];
     let bindir = find_bindir(&NEEDED).ok_or_else(|| {
         format!(
@@ -269,7 +416,7 @@ fn start_local_cluster() -> Result<Server, String> {
         .to_str()
         .expect("a plain base directory plus an alphanumeric name is UTF-8")
         .to_string();
-    let mut child = spawn_watcher(&bindir, &dir, run_as).inspect_err(|_| {
+    let mut child = spawn_watcher(&bindir, &dir, listen, run_as).inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&dir);
     })?;
     let stdin = child
@@ -311,20 +458,32 @@ fn start_local_cluster() -> Result<Server, String> {
         ));
     }
 
-    Ok(Server {
-        create_url: format!("postgres://postgres@localhost:{PORT}/postgres?host={dir_str}"),
-        external: false,
-        psql: bindir.join("psql"),
-        _watcher: Some(Watcher {
+    let url = match listen {
+        Listen::SocketOnly => {
+            format!("postgres://postgres@localhost:{PORT}/postgres?host={dir_str}")
+        }
+        Listen::Loopback(port) => format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+    };
+    Ok(Cluster {
+        bindir,
+        dir,
+        run_as,
+        url,
+        _watcher: Watcher {
             _stdin: stdin,
             _child: child,
-        }),
+        },
     })
 }
 
 /// Starts the watcher (see [`WATCHER_SCRIPT`]) for a cluster in `dir`,
 /// running as `run_as` (uid, gid) if given.
-fn spawn_watcher(bindir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<Child, String> {
+fn spawn_watcher(
+    bindir: &Path,
+    dir: &Path,
+    listen: Listen,
+    run_as: Option<(u32, u32)>,
+) -> Result<Child, String> {
     let watcher_log = File::create(dir.join("watcher.log"))
         .map_err(|e| format!("cannot create {}/watcher.log: {e}", dir.display()))?;
     let mut command = Command::new("/bin/sh");
@@ -332,13 +491,27 @@ fn spawn_watcher(bindir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Resul
         .args(["-c", WATCHER_SCRIPT, "sh"])
         .arg(bindir)
         .arg(dir)
-        .arg(PORT.to_string())
+        .arg(listen.port().to_string())
+        .arg(listen.addresses())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(watcher_log)
+        .stderr(watcher_log);
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot chown {} to postgres: {e}", dir.display()))?;
+    }
+    prepare_as_owner(&mut command, run_as);
+    command
+        .spawn()
+        .map_err(|e| format!("cannot start the PostgreSQL watcher shell /bin/sh: {e}"))
+}
+
+/// Makes `command` run as the cluster's owner, in its own process group
+/// (see the module docs), from `/`, and without the caller's PG* variables.
+fn prepare_as_owner(command: &mut Command, run_as: Option<(u32, u32)>) {
+    command
         // Not under our cwd, which the postgres user may not be able to enter.
         .current_dir("/")
-        // Own process group: see the module docs.
         .process_group(0);
     // Stray PGDATA/PGPORT/... from the caller's environment must not redirect
     // initdb or pg_ctl.
@@ -348,13 +521,8 @@ fn spawn_watcher(bindir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Resul
         }
     }
     if let Some((uid, gid)) = run_as {
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-            .map_err(|e| format!("cannot chown {} to postgres: {e}", dir.display()))?;
         command.uid(uid).gid(gid);
     }
-    command
-        .spawn()
-        .map_err(|e| format!("cannot start the PostgreSQL watcher shell /bin/sh: {e}"))
 }
 
 /// The first directory among `pg_config --bindir`, `/usr/lib/postgresql/*/bin`

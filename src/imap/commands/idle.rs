@@ -1,10 +1,15 @@
 //! IDLE (RFC 2177): the client waits, the server reports changes as they
 //! happen, until the client sends DONE.
 
+use std::time::Duration;
+
 use crate::imap::outcome::{Done, Failure};
 use crate::imap::response::Out;
 use crate::imap::session::{Next, Session};
 use crate::imap::view::Freshness;
+
+/// How soon an idling session looks again after a refresh failed.
+const REFRESH_RETRY: Duration = Duration::from_secs(1);
 
 /// The caller has checked that the session is logged in.
 pub fn start(session: &mut Session, tag: &str, out: &mut Out<'_>) -> Next {
@@ -50,8 +55,15 @@ impl Session {
         let poll = self.services.limits.idle_poll;
         match self.state.view_mut() {
             Some(view) => {
+                // A change that could not be reported (the store was down)
+                // is tried again soon, not at the next poll or notification.
+                let wait = if view.has_pending() {
+                    poll.min(REFRESH_RETRY)
+                } else {
+                    poll
+                };
                 let owners = view.owners().to_vec();
-                match tokio::time::timeout(poll, view.subscription().changed(&owners)).await {
+                match tokio::time::timeout(wait, view.subscription().changed(&owners)).await {
                     Ok(at) => Wake::Notified(at),
                     Err(_) => Wake::Timer,
                 }
@@ -89,8 +101,10 @@ impl Session {
                 if failure.from_database {
                     services.metrics.database_error();
                 }
-                // Nothing to answer while idling; the next command will see the trouble.
+                // Nothing to answer while idling; the change stays pending
+                // and is looked for again after REFRESH_RETRY.
                 tracing::warn!(text = %failure.text, "could not refresh an idling session");
+                view.refresh_failed();
                 Next::Idle
             }
         }

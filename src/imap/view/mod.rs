@@ -356,6 +356,17 @@ impl View {
         &mut self.subscription
     }
 
+    /// A refresh could not read the store (an outage): what it was to
+    /// report stays pending, for the next look to report.
+    pub fn refresh_failed(&mut self) {
+        self.pending = true;
+    }
+
+    /// Whether a change was noticed that no refresh has reported yet.
+    pub fn has_pending(&self) -> bool {
+        self.pending
+    }
+
     /// Whether the store may have changed since the last refresh.
     pub async fn is_stale(&mut self, services: &Services) -> bool {
         let notified = self.subscription.poll(&self.owners);
