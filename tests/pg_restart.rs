@@ -408,12 +408,16 @@ async fn deliver_by_sql(url: &str, subject: &str) {
     .await;
 }
 
-/// A flag set behind the server's back: no trigger notifies it, so only a
-/// refresh of the view reports it.
+/// A flag change whose notification is lost, as one made while nobody
+/// listened: it takes its mod-sequence from the user's counter as every
+/// change does, but sets it itself, so the trigger sends no NOTIFY (the
+/// server's own writes notify in their transaction). Only a refresh of the
+/// view reports it.
 async fn flag_by_sql(url: &str, flag: &str) {
     external_write(
         url,
-        "UPDATE emails SET flags = array_append(coalesce(flags, '{}'), $1)
+        "UPDATE emails SET flags = array_append(coalesce(flags, '{}'), $1),
+                           modseq = imap_next_modseq(coalesce(inbox_owner, mailbox_owner))
          WHERE mailbox_owner = 'watch@watch.example' AND subject = 'probe'",
         flag,
     )
