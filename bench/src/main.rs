@@ -377,16 +377,16 @@ async fn compare(targets: &[Target], plan: &Plan) -> Result<()> {
             &best,
         );
     }
-    if plan.runs(6) {
+    if plan.runs(7) {
         for (qresync, how) in [(false, "full flag re-fetch"), (true, "QRESYNC")] {
-            let best = best_of(targets, plan, &format!("6 reopen {how}"), |t| {
+            let best = best_of(targets, plan, &format!("7 reopen {how}"), |t| {
                 let t = t.clone();
                 async move { scenarios::reopen(&t, clients, plan.seconds(10), qresync).await }
             })
             .await;
             push_latency_rows(
                 &mut rows,
-                &format!("6. phone reopens INBOX, one change, {how} ({clients} clients)"),
+                &format!("7. phone reopens INBOX, one change, {how} ({clients} clients)"),
                 &best,
             );
         }

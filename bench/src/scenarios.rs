@@ -1,4 +1,4 @@
-//! The five scenarios. Each drives `clients` concurrent sessions against one
+//! The scenarios (1 to 5, and 7). Each drives `clients` concurrent sessions against one
 //! server for a fixed time (or count) and returns what it measured.
 
 use std::future::Future;
@@ -132,7 +132,7 @@ async fn open_mailbox(addr: SocketAddr, account: &Account, seed: u64) -> Result<
 /// What a QRESYNC client remembers of a mailbox: UIDVALIDITY and HIGHESTMODSEQ.
 type Known = (u64, u64);
 
-/// Scenario 6: a phone reopening its INBOX after one change elsewhere, and
+/// Scenario 7: a phone reopening its INBOX after one change elsewhere, and
 /// making one itself. With `qresync`, it gives back what it knew (RFC 7162
 /// 3.2.5) and hears only what changed; without, it fetches every flag
 /// again. Each client keeps to its own account, so "since last time" is
@@ -175,12 +175,18 @@ pub async fn reopen(
                     select
                 }
             };
-            let state = (
-                number_after(&select, b"UIDVALIDITY ")
-                    .ok_or_else(|| anyhow::anyhow!("no UIDVALIDITY"))?,
-                number_after(&select, b"HIGHESTMODSEQ ")
-                    .ok_or_else(|| anyhow::anyhow!("no HIGHESTMODSEQ"))?,
-            );
+            // Only a QRESYNC client keeps what it knew (Dovecot sends
+            // HIGHESTMODSEQ only once CONDSTORE is on).
+            let state = if qresync {
+                Some((
+                    number_after(&select, b"UIDVALIDITY ")
+                        .ok_or_else(|| anyhow::anyhow!("no UIDVALIDITY"))?,
+                    number_after(&select, b"HIGHESTMODSEQ ")
+                        .ok_or_else(|| anyhow::anyhow!("no HIGHESTMODSEQ"))?,
+                ))
+            } else {
+                None
+            };
             // The change the next reopen will hear of: \Seen toggled on one message.
             let flag = if round % 2 == 0 {
                 "+FLAGS.SILENT"
@@ -190,7 +196,7 @@ pub async fn reopen(
             session
                 .run(&format!("UID STORE {} {flag} (\\Seen)", 1 + client % 50))
                 .await?;
-            known.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[client] = Some(state);
+            known.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[client] = state;
             session.logout().await
         }
     })
