@@ -39,9 +39,11 @@ pub fn spawn_listener(pool: PgPool, hub: Hub) -> Listening {
     listening
 }
 
-/// Listens until the connection fails for good, and returns why.
-/// `try_recv` (not `recv`, which reconnects silently) tells us of every
-/// reconnect sqlx makes on its own, so that those, too, wake everyone.
+/// Listens until the connection is lost, and returns why. `try_recv` (not
+/// `recv`, which reconnects silently) reports the loss; the connection is
+/// then made again by the caller, and only once LISTEN is in place are the
+/// sessions woken: a wake-up before that could let a change slip between
+/// their look and the new LISTEN.
 async fn listen(
     mut listener: PgListener,
     hub: &Hub,
@@ -55,8 +57,12 @@ async fn listen(
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => hub.publish(notification.payload()),
-            // Lost and already re-established (with LISTEN) by sqlx.
-            Ok(None) => caught_up(hub, state, delay),
+            Ok(None) => {
+                return sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "the LISTEN connection was lost",
+                ));
+            }
             Err(error) => return error,
         }
     }
