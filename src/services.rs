@@ -36,7 +36,7 @@ pub async fn open(config: &Config) -> Result<Arc<Services>, SetupError> {
     forget_old_expunges(&database, config.expunged_retention);
     let mut metrics = Metrics::new();
     let directory = directory(config, &database, &metrics)?;
-    metrics.watch_pool(database.backend.clone());
+    metrics.watch_pool(database.backend.clone(), database.waits.clone());
     metrics.watch_directory(directory.clone());
     warm_up(directory.clone());
     if config.supabase.is_none() {

@@ -322,6 +322,15 @@ async fn metrics_count_what_happened(server: TestServer) {
     // Read at the scrape: the pool, and the caches the logins loaded.
     assert!(after.has("imap_database_connections", &[("state", "idle")]));
     assert!(after.has("imap_database_connections", &[("state", "in_use")]));
+    // Every statement waited for its connection: the commands above took
+    // some, and an idle pool hands them out well within a second.
+    let waits = delta("imap_database_pool_wait_seconds_count", &[]);
+    assert!(waits >= 3.0, "{waits}");
+    assert_eq!(
+        after.get("imap_database_pool_wait_seconds_bucket", &[("le", "+Inf")]),
+        after.get("imap_database_pool_wait_seconds_count", &[])
+    );
+    assert!(delta("imap_database_pool_wait_seconds_sum", &[]) < waits);
     assert!(
         after.get(
             "imap_cache_refreshes_total",

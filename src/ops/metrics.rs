@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::prometheus_text;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -20,7 +20,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::directory::{AuthError, Directory};
-use crate::store::Backend;
+use crate::store::{Backend, PoolWaits, WAIT_BOUNDS};
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -254,10 +254,13 @@ impl Metrics {
         );
     }
 
-    /// Adds the database pool's connections, read at each scrape.
-    pub fn watch_pool(&mut self, backend: Backend) {
+    /// Adds the database pool's connections and how long statements
+    /// waited for one, read at each scrape.
+    pub fn watch_pool(&mut self, backend: Backend, waits: Arc<PoolWaits>) {
         self.registry
             .register_collector(Box::new(PoolCollector(backend)));
+        self.registry
+            .register_collector(Box::new(PoolWaitCollector(waits)));
     }
 
     /// Adds the directory's caches (refreshes and age), read at each scrape.
@@ -457,6 +460,33 @@ impl Collector for PoolCollector {
                 (&[("state", "idle")], f64::from(idle)),
             ],
         )
+    }
+}
+
+/// `imap_database_pool_wait_seconds`: how long statements waited for a
+/// pooled connection (a transaction's wait includes its BEGIN), counted by
+/// the store as they happen.
+#[derive(Debug)]
+struct PoolWaitCollector(Arc<PoolWaits>);
+
+impl Collector for PoolWaitCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let totals = self.0.totals();
+        let buckets: Vec<(f64, u64)> = WAIT_BOUNDS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(totals.counts.iter().copied())
+            .collect();
+        let count = totals.counts.iter().sum();
+        encoder
+            .encode_descriptor(
+                "imap_database_pool_wait",
+                "Time statements waited for a pooled database connection",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(totals.sum_seconds, count, &buckets, None)
     }
 }
 

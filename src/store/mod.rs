@@ -4,6 +4,7 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod waits;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use waits::{BOUNDS as WAIT_BOUNDS, PoolWaits, WaitTotals};
 
 /// Storage failures, mapped to protocol answers in exactly one place (`imap::outcome`).
 #[derive(Debug, thiserror::Error)]
@@ -470,6 +472,8 @@ pub struct Database {
     pub mail: Arc<dyn MailStore>,
     pub accounts: Arc<dyn AccountStore>,
     pub backend: Backend,
+    /// How long statements waited for a pooled connection.
+    pub waits: Arc<PoolWaits>,
 }
 
 impl MailboxId {
@@ -538,6 +542,7 @@ impl Database {
             let store = Arc::new(SqliteStore::open(url, max_connections).await?);
             Ok(Database {
                 backend: Backend::Sqlite(store.pool().clone()),
+                waits: store.waits(),
                 mail: store.clone(),
                 accounts: store,
             })
@@ -545,6 +550,7 @@ impl Database {
             let store = Arc::new(PgStore::open(url, max_connections).await?);
             Ok(Database {
                 backend: Backend::Postgres(store.pool().clone()),
+                waits: store.waits(),
                 mail: store.clone(),
                 accounts: store,
             })

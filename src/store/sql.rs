@@ -13,6 +13,7 @@
 //! and there is no runtime dispatch on the hot path.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ use sqlx::{
 
 use super::*;
 use crate::notify::Hub;
+use sqlx::pool::PoolConnection;
 
 /// A value that can be bound as a parameter of `D`.
 pub trait Param<D: Database>: for<'q> Encode<'q, D> + Type<D> + Send {}
@@ -127,6 +129,8 @@ fn sql<D: Dialect>(statement: impl Into<Cow<'static, str>>) -> AssertSqlSafe<Cow
 
 pub struct SqlStore<D: Database> {
     pool: Pool<D>,
+    /// How long statements waited for a connection (store/waits.rs).
+    waits: Arc<PoolWaits>,
     /// Tells this process's sessions at once about changes, without waiting
     /// for a round trip through the database (which only PostgreSQL makes).
     hub: Hub,
@@ -172,12 +176,37 @@ where
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<SqlStore<D>> {
         Ok(SqlStore {
             pool: D::connect(url, max_connections).await?,
+            waits: Arc::default(),
             hub: Hub::new(),
         })
     }
 
     pub fn pool(&self) -> &Pool<D> {
         &self.pool
+    }
+
+    pub fn waits(&self) -> Arc<PoolWaits> {
+        self.waits.clone()
+    }
+
+    /// A connection from the pool, its wait counted.
+    async fn connection(&self) -> StoreResult<PoolConnection<D>> {
+        let started = Instant::now();
+        let connection = self.pool.acquire().await;
+        self.waits.record(started.elapsed());
+        Ok(connection?)
+    }
+
+    /// A transaction begun by `begin`, its wait for a connection (and the
+    /// BEGIN round trip) counted.
+    async fn transaction<F>(&self, begin: F) -> StoreResult<Transaction<'static, D>>
+    where
+        F: std::future::Future<Output = StoreResult<Transaction<'static, D>>>,
+    {
+        let started = Instant::now();
+        let transaction = begin.await;
+        self.waits.record(started.elapsed());
+        transaction
     }
 
     /// Takes the next value of the user's mod-sequence counter, locking it
@@ -220,7 +249,8 @@ where
         } else {
             query.bind(i64::try_from(since).unwrap_or(i64::MAX))
         };
-        let rows: Vec<SummaryRow<D::Flags>> = query.fetch_all(&self.pool).await?;
+        let rows: Vec<SummaryRow<D::Flags>> =
+            query.fetch_all(&mut *self.connection().await?).await?;
         rows.into_iter()
             .map(|(uid, sender, flags, modseq_value)| {
                 Ok(MessageSummary {
@@ -246,7 +276,7 @@ where
         .bind(name)
         .bind(mailbox.address_user().map(str::to_owned))
         .bind(i64::try_from(since).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?)
     }
 
@@ -319,7 +349,7 @@ where
             "SELECT {USER_COLUMNS} FROM users WHERE {condition}"
         )))
         .bind(value)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?;
         Ok(row.map(user_from_row::<D>))
     }
@@ -334,7 +364,7 @@ where
         let (owner, name) = from.binds();
         let (target_owner, target_name) = to.key();
         let (uid, filter) = from.scope();
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_write(&self.pool)).await?;
         // With the target's counters locked, no other writer numbers messages
         // in it before this commits: the copies are the rows from `first` on.
         let (uidvalidity, first) = Self::lock_state(&mut tx, target_owner, target_name).await?;
@@ -543,12 +573,12 @@ where
             "SELECT provisioned FROM mailbox_state WHERE owner = $1 AND name = 'INBOX'",
         ))
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?;
         if done == Some(true) {
             return Ok(());
         }
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_write(&self.pool)).await?;
         // The INBOX row may exist already (mail can arrive before the first
         // login); the flag on it says whether the folders were made.
         let fresh = sqlx::query(sql::<D>(
@@ -580,7 +610,7 @@ where
              WHERE i.user_id = $1::uuid",
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(entries(rows))
     }
@@ -590,7 +620,7 @@ where
             "SELECT user_id::text FROM inbox WHERE lower(email_address) = lower($1)",
         ))
         .bind(address)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?;
         Ok(row.and_then(|(owner,)| owner))
     }
@@ -606,7 +636,7 @@ where
         .bind(new_id())
         .bind(address)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         if Self::affected(&inserted) == 0 {
             return Err(StoreError::AlreadyExists);
@@ -616,7 +646,7 @@ where
     }
 
     async fn delete_address(&self, user_id: &str, address: &str) -> StoreResult<()> {
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_write(&self.pool)).await?;
         // The trigger retires the address's counters (and notifies).
         let deleted = sqlx::query(sql::<D>(
             "DELETE FROM inbox WHERE lower(email_address) = $1 AND user_id = $2::uuid",
@@ -650,7 +680,7 @@ where
         ))
         .bind(user_id)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         if Self::affected(&created) == 0 {
             return Err(StoreError::AlreadyExists);
@@ -659,7 +689,7 @@ where
     }
 
     async fn delete_folder(&self, user_id: &str, name: &str) -> StoreResult<()> {
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_write(&self.pool)).await?;
         let exists: Option<(bool,)> = sqlx::query_as(sql::<D>(
             "SELECT deleted FROM mailbox_state WHERE owner = $1 AND name = $2 FOR UPDATE",
         ))
@@ -683,7 +713,7 @@ where
     }
 
     async fn rename_folder(&self, user_id: &str, from: &str, to: &str) -> StoreResult<()> {
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_write(&self.pool)).await?;
         let moving: Vec<(String, i64, i64)> = sqlx::query_as(sql::<D>(
             "SELECT name, uidnext, highestmodseq FROM mailbox_state
              WHERE owner = $1 AND NOT deleted
@@ -741,7 +771,7 @@ where
         .bind(owner)
         .bind(name)
         .bind(subscribed)
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         Ok(())
     }
@@ -768,7 +798,7 @@ where
         .bind(owner)
         .bind(name)
         .bind(mailbox.address_user().map(str::to_owned))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?;
         row.map(state_from_row).transpose()
     }
@@ -784,7 +814,7 @@ where
         ))
         .bind(owner)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?;
         if forgotten.is_some_and(|(forgotten,)| u64::try_from(forgotten).unwrap_or(0) > since) {
             return Ok(None);
@@ -812,7 +842,7 @@ where
     async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored> {
         let (owner, name) = mailbox.key();
         let id = new_id();
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_write(&self.pool)).await?;
         sqlx::query(sql::<D>(
             "INSERT INTO emails (id, mailbox_owner, mailbox, subject, body, html, from_addr, to_addrs,
                                  timestamp, flags, size, raw)
@@ -867,7 +897,7 @@ where
         .bind(owner)
         .bind(name)
         .bind(D::uid_list(uids))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         rows.iter().map(message_from_row::<D>).collect()
     }
@@ -900,7 +930,7 @@ where
         .bind(owner)
         .bind(name)
         .bind(D::uid_list(&uids))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         for row in &rows {
             let uid = to_u32(row.try_get(0)?, "uid")?;
@@ -933,7 +963,7 @@ where
         ))
         .bind(id)
         .bind(raw)
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         Ok(())
     }
@@ -951,7 +981,7 @@ where
         let unchanged_since =
             unchanged_since.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         retrying::<D, _, _, _>(|| async move {
-            let mut tx = D::begin_unsynced(&self.pool).await?;
+            let mut tx = self.transaction(D::begin_unsynced(&self.pool)).await?;
             // The lock order: the user's mod-sequence counter, then the
             // messages in UID order (docs/ARCHITECTURE.md, Storage). One
             // value for every message this command changes.
@@ -1019,7 +1049,7 @@ where
         .bind(name)
         .bind(D::uid_list(uids))
         .bind(i64::try_from(since).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         rows.into_iter().map(|(uid,)| to_u32(uid, "uid")).collect()
     }
@@ -1043,7 +1073,7 @@ where
                  WHERE EXISTS (SELECT 1 FROM expunged x WHERE {OLD})"
             )))
             .bind(D::time(before))
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
             Ok(())
         })
@@ -1055,7 +1085,7 @@ where
                      SELECT owner, name, uid FROM expunged WHERE expunged_at < $1 LIMIT 10000)",
             ))
             .bind(D::time(before))
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
             let count = D::rows_affected(&result);
             forgotten += count;
@@ -1072,7 +1102,7 @@ where
         let (owner, name) = mailbox.binds();
         let (uid, filter) = mailbox.scope();
         retrying::<D, _, _, _>(|| async move {
-            let mut tx = D::begin_unsynced(&self.pool).await?;
+            let mut tx = self.transaction(D::begin_unsynced(&self.pool)).await?;
             // The counter, then the messages in UID order (the subquery
             // locks them as it reads them); the delete trigger remembers
             // the expunges and notifies other processes.
@@ -1112,7 +1142,7 @@ where
 
     async fn claim_recent(&self, mailbox: &MailboxId) -> StoreResult<std::ops::Range<u32>> {
         let (owner, name) = mailbox.key();
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_write(&self.pool)).await?;
         let row: Option<(i64, i64)> = sqlx::query_as(sql::<D>(
             "SELECT recent_uid, uidnext FROM mailbox_state WHERE owner = $1 AND name = $2 FOR UPDATE",
         ))
@@ -1212,7 +1242,7 @@ where
             "SELECT {TOKEN_COLUMNS} FROM imap_tokens WHERE token = $1"
         )))
         .bind(token)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?;
         Ok(row.map(token_from_row::<D>))
     }
@@ -1231,7 +1261,7 @@ where
     async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
         // A login must not wait for this to reach the disk: losing the last
         // `last_used_at` in a crash is harmless.
-        let mut tx = D::begin_unsynced(&self.pool).await?;
+        let mut tx = self.transaction(D::begin_unsynced(&self.pool)).await?;
         sqlx::query(sql::<D>(
             "UPDATE imap_tokens SET last_used_at = $2 WHERE id = $1::uuid",
         ))
@@ -1253,7 +1283,7 @@ where
              WHERE t.id = ANY($1::uuid[])",
         ))
         .bind(D::id_list(&ids))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(rows.into_iter().map(standing_from_row::<D>).collect())
     }
@@ -1263,7 +1293,7 @@ where
             sqlx::query_as(sql::<D>(
                 "SELECT id::text, domain, user_id::text, active, cloudflare_domain FROM domains",
             ))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.connection().await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -1282,7 +1312,7 @@ where
             sqlx::query_as(sql::<D>(
                 "SELECT id::text, scope, value, match_type, status FROM bans ORDER BY created_at",
             ))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.connection().await?)
             .await?;
         Ok(rows.into_iter().map(ban_from_row).collect())
     }
@@ -1296,7 +1326,7 @@ where
         .bind(user.email.as_str())
         .bind(&user.subscription_status)
         .bind(user.subscription_end_date.map(D::time))
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         if Self::affected(&inserted) == 0 {
             return Err(StoreError::AlreadyExists);
@@ -1308,7 +1338,7 @@ where
         let rows: Vec<UserRow<D::Time>> = sqlx::query_as(sql::<D>(format!(
             "SELECT {USER_COLUMNS} FROM users ORDER BY email"
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(rows.into_iter().map(user_from_row::<D>).collect())
     }
@@ -1316,7 +1346,7 @@ where
     async fn has_users(&self) -> StoreResult<bool> {
         let found: Option<String> =
             sqlx::query_scalar(sql::<D>("SELECT id::text FROM users LIMIT 1"))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.connection().await?)
                 .await?;
         Ok(found.is_some())
     }
@@ -1333,7 +1363,7 @@ where
         .bind(user_id)
         .bind(status)
         .bind(end_date.map(D::time))
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         if Self::affected(&updated) == 0 {
             return Err(StoreError::NotFound);
@@ -1349,7 +1379,7 @@ where
         .bind(record.user_id.as_str())
         .bind(record.token.as_str())
         .bind(record.expires_at.map(D::time))
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         Ok(())
     }
@@ -1361,7 +1391,7 @@ where
              FROM imap_tokens WHERE user_id = $1::uuid ORDER BY created_at",
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(rows.into_iter().map(token_from_row::<D>).collect())
     }
@@ -1372,7 +1402,7 @@ where
         }
         let deleted = sqlx::query(sql::<D>("DELETE FROM imap_tokens WHERE id = $1::uuid"))
             .bind(token_id)
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
         Ok(Self::affected(&deleted) > 0)
     }
@@ -1382,7 +1412,7 @@ where
             "SELECT 1::bigint FROM domains WHERE lower(domain) = lower($1)",
         ))
         .bind(domain.domain.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?;
         if exists.is_some() {
             return Err(StoreError::AlreadyExists);
@@ -1396,7 +1426,7 @@ where
         .bind(&domain.user_id)
         .bind(domain.active)
         .bind(domain.global)
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         Ok(())
     }
@@ -1407,7 +1437,7 @@ where
         ))
         .bind(domain)
         .bind(active)
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         Ok(Self::affected(&updated) > 0)
     }
@@ -1418,7 +1448,7 @@ where
              WHERE $1::uuid IS NULL OR user_id = $1::uuid ORDER BY email_address",
         ))
         .bind(user_id.map(str::to_owned))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(rows
             .into_iter()
@@ -1435,7 +1465,7 @@ where
         .bind(ban.value.as_str())
         .bind(ban.match_type.as_str())
         .bind(ban_state(ban.active))
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         Ok(())
     }
@@ -1447,7 +1477,7 @@ where
         let updated = sqlx::query(sql::<D>("UPDATE bans SET status = $2 WHERE id = $1::uuid"))
             .bind(ban_id)
             .bind(ban_state(active))
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
         Ok(Self::affected(&updated) > 0)
     }

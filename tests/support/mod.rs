@@ -195,7 +195,7 @@ impl TestServer {
             )),
         };
         let listening = database.listen_for_changes();
-        metrics.watch_pool(database.backend.clone());
+        metrics.watch_pool(database.backend.clone(), database.waits.clone());
         metrics.watch_directory(directory.clone());
         let services = Arc::new(Services {
             store: database.mail.clone(),
