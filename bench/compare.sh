@@ -94,16 +94,7 @@ wait_for_port() {
 }
 
 echo "== PostgreSQL (throwaway cluster in $work/pg)"
-mkdir -p "$work/pg"
-chown postgres "$work/pg"
-runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres --no-sync >/dev/null
-# Default settings except memory sized for the corpus; fsync stays on, as
-# Dovecot's mail_fsync=optimized does.
-runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
-    -o "-k $work/pg -c listen_addresses= -p 5432 -c shared_buffers=512MB" start >/dev/null
-psql_bench() { psql -X -q -v ON_ERROR_STOP=1 -h "$work/pg" -U postgres "$@"; }
-psql_bench -d postgres -c 'CREATE DATABASE bench'
-export DATABASE_URL="postgres://postgres@localhost:5432/bench?host=$work/pg"
+start_postgres
 export RUST_LOG=warn
 "$server" migrate >/dev/null
 

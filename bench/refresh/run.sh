@@ -23,13 +23,7 @@ if [ $# -eq 0 ]; then
 fi
 
 . bench/workdir.sh refresh
-mkdir -p "$work/pg" && chown postgres "$work/pg"
-runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres --no-sync >/dev/null
-runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
-    -o "-k $work/pg -c listen_addresses= -p 5432 -c shared_buffers=512MB" start >/dev/null
-psql_bench() { "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/pg" -U postgres "$@"; }
-psql_bench -d postgres -c 'CREATE DATABASE bench'
-export DATABASE_URL="postgres://postgres@localhost:5432/bench?host=$work/pg"
+start_postgres
 export RUST_LOG=warn
 server=$1
 "$server" migrate >/dev/null

@@ -48,14 +48,7 @@ server=$PWD/target/release/imap-server
 . bench/workdir.sh scaling
 
 echo "== PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') (throwaway cluster in $work/pg)"
-mkdir -p "$work/pg"
-chown postgres "$work/pg"
-runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres --no-sync >/dev/null
-runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
-    -o "-k $work/pg -c listen_addresses= -p 5432 -c shared_buffers=512MB -c max_connections=200" start >/dev/null
-psql_bench() { "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/pg" -U postgres "$@"; }
-psql_bench -d postgres -c 'CREATE DATABASE bench'
-export DATABASE_URL="postgres://postgres@localhost:5432/bench?host=$work/pg"
+start_postgres max_connections=200
 RUST_LOG=warn "$server" migrate >/dev/null
 
 echo "== 1. fill: $users users, $addresses addresses, $messages messages"

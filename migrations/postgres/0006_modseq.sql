@@ -60,6 +60,18 @@ BEGIN
 END;
 $$;
 
+-- Wakes the sessions of a message's mailbox and of the unified INBOX that
+-- shows it (delivered at commit; the payload is the owner).
+CREATE OR REPLACE FUNCTION imap_notify_owners(mailbox_owner text, inbox_owner text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('imap_changes', mailbox_owner);
+    IF inbox_owner IS NOT NULL AND inbox_owner <> mailbox_owner THEN
+        PERFORM pg_notify('imap_changes', inbox_owner);
+    END IF;
+END;
+$$;
+
 -- Assigns UIDs and the mod-sequence to every new row, including rows from
 -- writers that know nothing of IMAP (0001's function, with the counter).
 CREATE OR REPLACE FUNCTION imap_assign_uid() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -94,11 +106,7 @@ BEGIN
         END IF;
     END IF;
     NEW.modseq := imap_next_modseq(coalesce(NEW.inbox_owner, NEW.mailbox_owner));
-    -- Delivered at commit; payload is the owner whose sessions should look.
-    PERFORM pg_notify('imap_changes', NEW.mailbox_owner);
-    IF NEW.inbox_owner IS NOT NULL AND NEW.inbox_owner <> NEW.mailbox_owner THEN
-        PERFORM pg_notify('imap_changes', NEW.inbox_owner);
-    END IF;
+    PERFORM imap_notify_owners(NEW.mailbox_owner, NEW.inbox_owner);
     RETURN NEW;
 END;
 $$;
@@ -111,10 +119,7 @@ BEGIN
     IF NEW.modseq IS NOT DISTINCT FROM OLD.modseq
        AND (NEW.flags IS DISTINCT FROM OLD.flags OR NEW.inbox_owner IS DISTINCT FROM OLD.inbox_owner) THEN
         NEW.modseq := imap_next_modseq(coalesce(NEW.inbox_owner, NEW.mailbox_owner));
-        PERFORM pg_notify('imap_changes', NEW.mailbox_owner);
-        IF NEW.inbox_owner IS NOT NULL AND NEW.inbox_owner <> NEW.mailbox_owner THEN
-            PERFORM pg_notify('imap_changes', NEW.inbox_owner);
-        END IF;
+        PERFORM imap_notify_owners(NEW.mailbox_owner, NEW.inbox_owner);
     END IF;
     RETURN NEW;
 END;

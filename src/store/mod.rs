@@ -316,7 +316,15 @@ pub trait MailStore: Send + Sync {
     async fn set_subscribed(&self, mailbox: &MailboxId, subscribed: bool) -> StoreResult<()>;
     async fn mailbox_state(&self, mailbox: &MailboxId) -> StoreResult<Option<MailboxState>>;
     /// Every message of the mailbox in UID order, hidden ones included.
-    async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>>;
+    async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
+        self.summaries_since(mailbox, 0).await
+    }
+    /// The messages whose mod-sequence is above `since`, in UID order.
+    async fn summaries_since(
+        &self,
+        mailbox: &MailboxId,
+        since: u64,
+    ) -> StoreResult<Vec<MessageSummary>>;
     /// Stores a message in a mailbox; the database assigns its UID.
     async fn append(&self, mailbox: &MailboxId, message: &NewMessage) -> StoreResult<Stored>;
     /// The messages with these UIDs (those that exist), in UID order,
@@ -357,8 +365,13 @@ pub trait MailStore: Send + Sync {
     /// remembered expunges and the messages changed or added; `None` when
     /// expunges after `since` were forgotten.
     async fn changes_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Option<Changes>>;
-    /// The remembered expunges of the mailbox above mod-sequence `since`.
-    async fn expunged_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<u32>>;
+    /// The remembered expunges of the mailbox above mod-sequence `since`;
+    /// `None` when some of them were forgotten.
+    async fn expunged_since(
+        &self,
+        mailbox: &MailboxId,
+        since: u64,
+    ) -> StoreResult<Option<Vec<u32>>>;
     /// Forgets the expunges made before `before`, raising each mailbox's
     /// `forgotten_modseq` past them; how many were forgotten.
     async fn forget_expunged(&self, before: DateTime<Utc>) -> StoreResult<u64>;

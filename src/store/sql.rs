@@ -230,7 +230,7 @@ where
 
     /// The summaries of the mailbox's messages with a mod-sequence above
     /// `since` (0: all of them), in UID order.
-    async fn summaries_since(
+    async fn summaries_with_modseq_above(
         &self,
         mailbox: &MailboxId,
         since: u64,
@@ -264,10 +264,25 @@ where
     }
 
     /// The remembered expunges of the mailbox above `since`: (UID,
-    /// mod-sequence) in UID order. An address's are this owner's only.
-    async fn expunged_rows(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<(i64, i64)>> {
+    /// mod-sequence) in UID order, or `None` when some of them were
+    /// forgotten. An address's are this owner's only.
+    async fn expunged_rows(
+        &self,
+        mailbox: &MailboxId,
+        since: u64,
+    ) -> StoreResult<Option<Vec<(i64, i64)>>> {
         let (owner, name) = mailbox.key();
-        Ok(sqlx::query_as(sql::<D>(
+        let forgotten: Option<(i64,)> = sqlx::query_as(sql::<D>(
+            "SELECT forgotten_modseq FROM mailbox_state WHERE owner = $1 AND name = $2",
+        ))
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(&mut *self.connection().await?)
+        .await?;
+        if forgotten.is_some_and(|(forgotten,)| u64::try_from(forgotten).unwrap_or(0) > since) {
+            return Ok(None);
+        }
+        Ok(Some(sqlx::query_as(sql::<D>(
             "SELECT uid, modseq FROM expunged
              WHERE owner = $1 AND name = $2 AND ($3::text IS NULL OR viewer = $3::text) AND modseq > $4
              ORDER BY uid",
@@ -277,7 +292,7 @@ where
         .bind(mailbox.address_user().map(str::to_owned))
         .bind(i64::try_from(since).unwrap_or(i64::MAX))
         .fetch_all(&mut *self.connection().await?)
-        .await?)
+        .await?))
     }
 
     /// Locks the user's mod-sequence counter without raising it: the delete
@@ -803,26 +818,21 @@ where
         row.map(state_from_row).transpose()
     }
 
-    async fn summaries(&self, mailbox: &MailboxId) -> StoreResult<Vec<MessageSummary>> {
-        self.summaries_since(mailbox, 0).await
+    async fn summaries_since(
+        &self,
+        mailbox: &MailboxId,
+        since: u64,
+    ) -> StoreResult<Vec<MessageSummary>> {
+        self.summaries_with_modseq_above(mailbox, since).await
     }
 
     async fn changes_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Option<Changes>> {
-        let (owner, name) = mailbox.key();
-        let forgotten: Option<(i64,)> = sqlx::query_as(sql::<D>(
-            "SELECT forgotten_modseq FROM mailbox_state WHERE owner = $1 AND name = $2",
-        ))
-        .bind(owner)
-        .bind(name)
-        .fetch_optional(&mut *self.connection().await?)
-        .await?;
-        if forgotten.is_some_and(|(forgotten,)| u64::try_from(forgotten).unwrap_or(0) > since) {
-            return Ok(None);
-        }
         // Expunges first, then the messages: whatever commits in between
         // has a mod-sequence above everything read, and is seen next time.
-        let expunged = self.expunged_rows(mailbox, since).await?;
-        let changed = self.summaries_since(mailbox, since).await?;
+        let Some(expunged) = self.expunged_rows(mailbox, since).await? else {
+            return Ok(None);
+        };
+        let changed = self.summaries_with_modseq_above(mailbox, since).await?;
         let newest_vanished = expunged
             .iter()
             .map(|&(_, m)| known_modseq(m))
@@ -1054,11 +1064,18 @@ where
         rows.into_iter().map(|(uid,)| to_u32(uid, "uid")).collect()
     }
 
-    async fn expunged_since(&self, mailbox: &MailboxId, since: u64) -> StoreResult<Vec<u32>> {
-        let rows = self.expunged_rows(mailbox, since).await?;
+    async fn expunged_since(
+        &self,
+        mailbox: &MailboxId,
+        since: u64,
+    ) -> StoreResult<Option<Vec<u32>>> {
+        let Some(rows) = self.expunged_rows(mailbox, since).await? else {
+            return Ok(None);
+        };
         rows.into_iter()
             .map(|(uid, _)| to_u32(uid, "uid"))
-            .collect()
+            .collect::<StoreResult<_>>()
+            .map(Some)
     }
 
     async fn forget_expunged(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -61,20 +61,16 @@ impl View {
         since: u64,
         within: &[(u32, u32)],
     ) -> Result<UidRanges, Failure> {
-        let state = services
-            .store
-            .mailbox_state(&self.mailbox)
-            .await?
-            .ok_or_else(Failure::no_such_mailbox)?;
-        if since >= state.forgotten_modseq {
-            let expunged = services.store.expunged_since(&self.mailbox, since).await?;
-            let uids: Vec<u32> = expunged
-                .into_iter()
-                .filter(|&uid| contains(within, uid) && self.index_of_uid(uid).is_none())
-                .collect();
-            return Ok(ranges_of(&uids));
+        match services.store.expunged_since(&self.mailbox, since).await? {
+            Some(expunged) => {
+                let uids: Vec<u32> = expunged
+                    .into_iter()
+                    .filter(|&uid| contains(within, uid) && self.index_of_uid(uid).is_none())
+                    .collect();
+                Ok(ranges_of(&uids))
+            }
+            None => Ok(self.absent_within(within)),
         }
-        Ok(self.absent_within(within))
     }
 
     /// The UIDs within `within` that no message of this view has.
@@ -127,18 +123,9 @@ impl View {
         since: u64,
         out: &mut Out<'_>,
     ) -> Result<(), Failure> {
-        let uids: Vec<u32> = self.entries().map(|e| e.uid).collect();
-        if uids.is_empty() {
-            return Ok(());
-        }
-        let changed = services
-            .store
-            .changed_since(&self.mailbox, &uids, since)
-            .await?;
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let messages = services.store.messages(&self.mailbox, &changed).await?;
+        // Only messages of this view: not those hidden by bans.
+        let mut messages = services.store.summaries_since(&self.mailbox, since).await?;
+        messages.retain(|m| self.index_of_uid(m.uid).is_some());
         self.announce_keywords(messages.iter().map(|m| m.flags.as_slice()), out);
         for message in &messages {
             let Some(index) = self.index_of_uid(message.uid) else {
