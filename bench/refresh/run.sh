@@ -7,7 +7,7 @@
 #
 # With no argument, builds and measures this checkout's release binary;
 # given binaries (say, one built from an older commit), measures each on the
-# same fresh database. Needs root (PostgreSQL runs as postgres) and python3.
+# same data, each on a fresh database. Needs root (PostgreSQL runs as postgres) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sessions=${SESSIONS:-100}
@@ -25,17 +25,21 @@ fi
 . bench/workdir.sh refresh
 start_postgres
 export RUST_LOG=warn
-server=$1
-"$server" migrate >/dev/null
-"$server" admin users add watcher@bench.test --status active >/dev/null
-token=$("$server" admin tokens create watcher@bench.test --never | sed -n 's/^token: *//p')
-"$server" admin domains add bench.test --owner watcher@bench.test >/dev/null
-"$server" admin inboxes add watcher@bench.test box@bench.test >/dev/null
-psql_bench -d bench -c "INSERT INTO emails (mailbox_owner, subject, body, from_addr, to_addrs)
-    SELECT 'box@bench.test', 'message ' || n, 'Hello ' || n, 'sender@example.org', 'box@bench.test'
-    FROM generate_series(1, $messages) n"
 echo "== $messages messages in box@bench.test; $sessions sessions idle on it; $changes flag changes"
 for server in "$@"; do
+    # A database of its own for each binary: each migrates it its way.
+    psql_bench -d postgres -c 'DROP DATABASE IF EXISTS bench' -c 'CREATE DATABASE bench'
+    "$server" migrate >/dev/null
+    "$server" admin users add watcher@bench.test --status active >/dev/null
+    token=$("$server" admin tokens create watcher@bench.test --never | sed -n 's/^token: *//p')
+    "$server" admin domains add bench.test --owner watcher@bench.test >/dev/null
+    "$server" admin inboxes add watcher@bench.test box@bench.test >/dev/null
+    psql_bench -d bench -c "INSERT INTO emails (mailbox_owner, subject, body, from_addr, to_addrs)
+        SELECT 'box@bench.test', 'message ' || n, 'Hello ' || n, 'sender@example.org', 'box@bench.test'
+        FROM generate_series(1, $messages) n"
+    # Statistics as a running deployment has them (autovacuum's ANALYZE):
+    # without, the planner guesses, and the numbers depend on when it ran.
+    psql_bench -d bench -c 'VACUUM ANALYZE'
     IMAP_BIND=127.0.0.1:$port IMAP_MAX_CONNECTIONS_PER_IP=0 "$server" serve &
     pid=$!
     pids+=("$pid")
