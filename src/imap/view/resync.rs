@@ -21,21 +21,24 @@ impl View {
             return Vec::new();
         }
         let value = |v: &SeqOrUid| match v {
-            SeqOrUid::Value(uid) => uid.get().min(last),
+            SeqOrUid::Value(uid) => uid.get(),
             SeqOrUid::Asterisk => last,
         };
         let mut ranges: Vec<(u32, u32)> = match set {
             None => vec![(1, last)],
+            // UIDs above the last given out name nothing (`5000:*` still
+            // names the last, as `*` is it).
             Some(set) => set
                 .0
                 .as_ref()
                 .iter()
-                .map(|sequence| match sequence {
-                    Sequence::Single(v) => (value(v), value(v)),
-                    Sequence::Range(a, b) => {
-                        let (a, b) = (value(a), value(b));
-                        (a.min(b), a.max(b))
-                    }
+                .filter_map(|sequence| {
+                    let (a, b) = match sequence {
+                        Sequence::Single(v) => (value(v), value(v)),
+                        Sequence::Range(a, b) => (value(a), value(b)),
+                    };
+                    let (low, high) = (a.min(b), a.max(b));
+                    (low <= last).then_some((low, high.min(last)))
                 })
                 .collect(),
         };
