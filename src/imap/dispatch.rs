@@ -8,11 +8,12 @@ use imap_types::status::StatusDataItemName;
 use super::commands::{
     any, append, auth, copy, expunge, fetch, idle, list, mailbox, search, select, status, store,
 };
+use super::grammar::Extras;
 use super::outcome::{Failure, Outcome};
 use super::response::{Code, Out, Status};
 use super::session::{Next, Session};
 use super::state::{Selected, State};
-use super::view::{Freshness, GONE_TEXT};
+use super::view::{Freshness, GONE_TEXT, View};
 use crate::directory::Account;
 
 /// Every command name RFC 3501 and our extensions know, to tell "unknown
@@ -112,6 +113,7 @@ impl Session {
         &mut self,
         tag: &str,
         body: CommandBody<'_>,
+        extras: Extras,
         out: &mut Out<'_>,
     ) -> Next {
         self.running = Some((command_label(body.name()), std::time::Instant::now()));
@@ -157,7 +159,7 @@ impl Session {
                     ))),
                 },
                 State::Authenticated { .. } | State::Selected { .. } => {
-                    self.authenticated(body, out).await
+                    self.authenticated(tag, body, &extras, out).await
                 }
                 // These states read lines, not commands (see `Session::handle`).
                 State::Authenticating { .. } | State::Idling { .. } => {
@@ -198,10 +200,20 @@ impl Session {
         Next::Close
     }
 
-    async fn authenticated(&mut self, body: CommandBody<'_>, out: &mut Out<'_>) -> Outcome {
+    async fn authenticated(
+        &mut self,
+        tag: &str,
+        mut body: CommandBody<'_>,
+        extras: &Extras,
+        out: &mut Out<'_>,
+    ) -> Outcome {
         let account = self.require_account()?.clone();
         let services = self.services.clone();
         let name = body.name();
+        if extras.saved.as_command_set && !use_saved_set(&mut body, self.selected()?.view) {
+            // `$` names no message: nothing to do, and no error (RFC 5182 2.1).
+            return Ok(super::outcome::Done::ok(format!("{name} completed")));
+        }
         match body {
             CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
                 Err(Failure::bad("Already logged in"))
@@ -356,15 +368,15 @@ impl Session {
                 uid,
             } => {
                 let view = self.selected()?.view;
-                search::search(
-                    &services,
-                    view,
-                    charset.as_ref(),
-                    criteria.as_ref(),
-                    uid,
-                    out,
-                )
-                .await
+                let request = search::Request {
+                    tag,
+                    charset: charset.as_ref(),
+                    criteria: criteria.as_ref(),
+                    by_uid: uid,
+                    returning: extras.search_return,
+                    saved: &extras.saved,
+                };
+                search::search(&services, view, request, out).await
             }
             CommandBody::Copy {
                 sequence_set,
@@ -489,6 +501,35 @@ impl Session {
                 Freshness::Current
             }
         }
+    }
+}
+
+/// Puts the saved search result where the command said `$` (RFC 5182):
+/// UIDs for a UID command, sequence numbers otherwise. False when no saved
+/// message is left.
+fn use_saved_set(body: &mut CommandBody<'_>, view: &View) -> bool {
+    let (set, by_uid) = match body {
+        CommandBody::Fetch {
+            sequence_set, uid, ..
+        }
+        | CommandBody::Store {
+            sequence_set, uid, ..
+        }
+        | CommandBody::Copy {
+            sequence_set, uid, ..
+        }
+        | CommandBody::Move {
+            sequence_set, uid, ..
+        } => (sequence_set, *uid),
+        CommandBody::ExpungeUid { sequence_set } => (sequence_set, true),
+        _ => return true,
+    };
+    match view.saved_set(by_uid) {
+        Some(saved) => {
+            *set = saved;
+            true
+        }
+        None => false,
     }
 }
 

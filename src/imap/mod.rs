@@ -3,6 +3,7 @@
 
 pub mod commands;
 mod dispatch;
+pub mod grammar;
 pub mod heavy;
 pub mod names;
 pub mod outcome;
@@ -56,7 +57,7 @@ pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) ->
 }
 
 /// Capabilities once logged in. Nothing is advertised that is not implemented.
-pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT SPECIAL-USE CHILDREN CONDSTORE QRESYNC";
+pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT SPECIAL-USE CHILDREN CONDSTORE QRESYNC ESEARCH SEARCHRES";
 
 /// Capabilities before login (RFC 3501 7.2.1): the same, plus what the
 /// transport allows: STARTTLS where TLS can start, and either the login

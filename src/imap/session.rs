@@ -161,12 +161,25 @@ impl Session {
             out.bye("This is an IMAP server, not an HTTP server");
             return Next::Close;
         }
-        match CommandCodec::default().decode(bytes) {
+        let extended = match super::grammar::extend(bytes) {
+            Ok(extended) => extended,
+            Err(failure) => {
+                out.status(
+                    recover_tag(bytes).as_deref(),
+                    failure.status,
+                    failure.code.as_ref(),
+                    &failure.text,
+                );
+                return self.count_bad_command(out);
+            }
+        };
+        let parsed = extended.edited.as_deref().unwrap_or(bytes);
+        match CommandCodec::default().decode(parsed) {
             Ok(([], command)) => {
                 self.seen_command = true;
                 self.bad_commands = 0;
                 let tag = command.tag.inner().to_owned();
-                self.execute(&tag, command.body, out).await
+                self.execute(&tag, command.body, extended.extras, out).await
             }
             _ if looks_like_echo(bytes) => {
                 // A client echoing our own responses back; answering would

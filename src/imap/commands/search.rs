@@ -5,6 +5,7 @@
 //! and only when the search has such a key.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,22 +14,92 @@ use imap_types::search::SearchKey;
 
 use super::{batch_end, stored_columns};
 use crate::imap::Services;
+use crate::imap::grammar::{SavedSets, SearchReturn};
 use crate::imap::heavy::off_the_event_loop;
 use crate::imap::outcome::{Done, Failure, Outcome};
 use crate::imap::response::{Code, Out};
-use crate::imap::view::View;
+use crate::imap::view::{View, uid_set};
 use crate::mime;
 use crate::store::{MessageData, Wanted};
+
+/// One SEARCH or UID SEARCH, with what its extension syntax said.
+pub struct Request<'a> {
+    /// For ESEARCH's `(TAG "...")`.
+    pub tag: &'a str,
+    pub charset: Option<&'a Charset<'a>>,
+    pub criteria: &'a [SearchKey<'a>],
+    pub by_uid: bool,
+    /// `RETURN (...)` (RFC 4731): answered with ESEARCH.
+    pub returning: Option<SearchReturn>,
+    /// Which of the criteria's sets are `$` (RFC 5182).
+    pub saved: &'a SavedSets,
+}
 
 pub async fn search(
     services: &Arc<Services>,
     view: &mut View,
-    charset: Option<&Charset<'_>>,
-    criteria: &[SearchKey<'_>],
-    by_uid: bool,
+    request: Request<'_>,
     out: &mut Out<'_>,
 ) -> Outcome {
-    if let Some(charset) = charset {
+    let saves = request.returning.is_some_and(|r| r.save);
+    let found = match find(services, view, &request).await {
+        Ok(found) => found,
+        Err(failure) => {
+            // A SEARCH that was to save and failed leaves `$` empty (RFC 5182 2.1).
+            if saves {
+                view.forget_result();
+            }
+            return Err(failure);
+        }
+    };
+    match request.returning {
+        None => answer_search(&found, request.by_uid, out),
+        Some(returning) => {
+            if returning.save {
+                save(view, &found, returning);
+            }
+            if returning.answers() {
+                answer_esearch(&request, returning, &found, out);
+            }
+        }
+    }
+    Ok(Done::ok("SEARCH completed"))
+}
+
+/// A message that matched.
+#[derive(Debug, Clone, Copy)]
+struct Match {
+    index: usize,
+    uid: u32,
+    /// Known when the messages were read (a MODSEQ key makes sure they are).
+    modseq: u64,
+}
+
+impl Match {
+    fn number(&self, by_uid: bool) -> u32 {
+        if by_uid {
+            self.uid
+        } else {
+            self.index as u32 + 1
+        }
+    }
+}
+
+struct Found {
+    /// In sequence order.
+    matches: Vec<Match>,
+    /// The criteria had a MODSEQ key: answers carry the highest mod-sequence.
+    by_modseq: bool,
+}
+
+/// The messages the criteria match.
+async fn find(
+    services: &Arc<Services>,
+    view: &mut View,
+    request: &Request<'_>,
+) -> Result<Found, Failure> {
+    let criteria = request.criteria;
+    if let Some(charset) = request.charset {
         let name = charset.as_ref();
         if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
             return Err(Failure::no(
@@ -56,6 +127,7 @@ pub async fn search(
     // Sets named in the criteria, resolved once against the view.
     let mut sets = Vec::new();
     collect_sets(criteria, view, &mut sets)?;
+    use_saved_sets(request.saved, view, &mut sets)?;
     let by_modseq = has_modseq_key(criteria);
     // A MODSEQ key enables CONDSTORE (RFC 7162 3.1).
     view.condstore |= by_modseq;
@@ -64,7 +136,6 @@ pub async fn search(
         criteria,
         view,
         sets: &sets,
-        by_uid,
     };
     let mut found = Vec::new();
     if !needs.any() {
@@ -118,17 +189,114 @@ pub async fn search(
             }
         }
     }
-    let list: Vec<String> = found.iter().map(|(number, _)| number.to_string()).collect();
+    Ok(Found {
+        matches: found,
+        by_modseq,
+    })
+}
+
+/// Puts the saved result where the criteria said `$`. imap-codec must have
+/// read as many sets as the extension grammar counted, or `$` could land
+/// on the wrong one.
+fn use_saved_sets(
+    saved: &SavedSets,
+    view: &View,
+    sets: &mut [HashSet<usize>],
+) -> Result<(), Failure> {
+    if saved.in_program.is_empty() {
+        return Ok(());
+    }
+    if sets.len() != saved.program_sets {
+        return Err(Failure::bad("Cannot tell which sequence set is $"));
+    }
+    let indexes: HashSet<usize> = view.saved_indexes().into_iter().collect();
+    for &position in &saved.in_program {
+        sets[position].clone_from(&indexes);
+    }
+    Ok(())
+}
+
+/// The RFC 3501 answer: `* SEARCH 2 5 9`.
+fn answer_search(found: &Found, by_uid: bool, out: &mut Out<'_>) {
+    let list: Vec<String> = found
+        .matches
+        .iter()
+        .map(|m| m.number(by_uid).to_string())
+        .collect();
     if list.is_empty() {
         out.untagged("SEARCH");
-    } else if by_modseq {
+    } else if found.by_modseq {
         // The highest mod-sequence of what matched (RFC 7162 3.1.5).
-        let highest = found.iter().map(|&(_, modseq)| modseq).max().unwrap_or(1);
+        let highest = highest_modseq(&found.matches);
         out.untagged(&format!("SEARCH {} (MODSEQ {highest})", list.join(" ")));
     } else {
         out.untagged(&format!("SEARCH {}", list.join(" ")));
     }
-    Ok(Done::ok("SEARCH completed"))
+}
+
+fn highest_modseq<'a>(matches: impl IntoIterator<Item = &'a Match>) -> u64 {
+    matches.into_iter().map(|m| m.modseq).max().unwrap_or(1)
+}
+
+/// The messages MIN and MAX name, when those are all that is asked for.
+fn extremes(found: &Found, returning: SearchReturn) -> Vec<Match> {
+    let first = found.matches.first().filter(|_| returning.min);
+    let last = found.matches.last().filter(|_| returning.max);
+    let mut extremes: Vec<Match> = first.into_iter().chain(last).copied().collect();
+    extremes.dedup_by_key(|m| m.index);
+    extremes
+}
+
+/// `RETURN (SAVE)`: every match, or only MIN and MAX when only those were
+/// asked for (RFC 5182 2.4).
+fn save(view: &mut View, found: &Found, returning: SearchReturn) {
+    let kept = if returning.saves_extremes_only() {
+        extremes(found, returning)
+    } else {
+        found.matches.clone()
+    };
+    let indexes: Vec<usize> = kept.iter().map(|m| m.index).collect();
+    view.save_result(&indexes);
+}
+
+/// The RFC 4731 answer: `* ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 3 ALL 2,5,9`,
+/// with the matches' highest mod-sequence when the criteria had a MODSEQ
+/// key (RFC 7162 3.1.5); MIN, MAX and ALL only when something matched.
+fn answer_esearch(
+    request: &Request<'_>,
+    returning: SearchReturn,
+    found: &Found,
+    out: &mut Out<'_>,
+) {
+    let by_uid = request.by_uid;
+    let mut line = format!("ESEARCH (TAG \"{}\")", request.tag);
+    if by_uid {
+        line.push_str(" UID");
+    }
+    let matches = &found.matches;
+    if let (true, Some(first)) = (returning.min, matches.first()) {
+        let _ = write!(line, " MIN {}", first.number(by_uid));
+    }
+    if let (true, Some(last)) = (returning.max, matches.last()) {
+        let _ = write!(line, " MAX {}", last.number(by_uid));
+    }
+    if returning.count {
+        let _ = write!(line, " COUNT {}", matches.len());
+    }
+    if returning.all && !matches.is_empty() {
+        let numbers: Vec<u32> = matches.iter().map(|m| m.number(by_uid)).collect();
+        let _ = write!(line, " ALL {}", uid_set(&numbers));
+    }
+    if found.by_modseq && !matches.is_empty() {
+        // Of what was returned: MIN and MAX alone name only their messages.
+        let highest = if returning.all || returning.count {
+            highest_modseq(matches)
+        } else {
+            highest_modseq(&extremes(found, returning))
+        };
+        let _ = write!(line, " MODSEQ {highest}");
+    }
+    out.untagged(&line);
 }
 
 /// The header sections of the messages of a batch whose content was loaded
@@ -192,15 +360,12 @@ struct Search<'a> {
     criteria: &'a [SearchKey<'a>],
     view: &'a View,
     sets: &'a [HashSet<usize>],
-    by_uid: bool,
 }
 
 impl Search<'_> {
     /// Adds the matches among `live` (sequence index, UID) to `found`;
     /// `messages` holds what was loaded for them, in UID order.
-    /// Adds to `found` each match's number (UID or sequence number) and
-    /// mod-sequence (known when the messages were read).
-    fn run(&self, live: &[(usize, u32)], messages: &[MessageData], found: &mut Vec<(u32, u64)>) {
+    fn run(&self, live: &[(usize, u32)], messages: &[MessageData], found: &mut Vec<Match>) {
         let by_uid_index: HashMap<u32, &MessageData> =
             messages.iter().map(|m| (m.uid, m)).collect();
         for &(index, uid) in live {
@@ -222,8 +387,11 @@ impl Search<'_> {
                 .iter()
                 .all(|key| matches(key, &mut candidate, self.sets, &mut set_index))
             {
-                let number = if self.by_uid { uid } else { index as u32 + 1 };
-                found.push((number, candidate.message.map_or(0, |m| m.modseq)));
+                found.push(Match {
+                    index,
+                    uid,
+                    modseq: candidate.message.map_or(0, |m| m.modseq),
+                });
             }
         }
     }

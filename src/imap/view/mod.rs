@@ -22,6 +22,7 @@ use crate::store::{MailboxId, MessageSummary};
 
 mod messages;
 mod resync;
+mod saved;
 
 pub use messages::Entry;
 use messages::{FLAG_SET, Messages};
@@ -93,6 +94,8 @@ pub struct View {
     /// during FETCH, STORE and SEARCH): the next command that may report
     /// them does, whether or not anything else changed.
     unreported: usize,
+    /// The last search result saved with `RETURN (SAVE)` (RFC 5182).
+    saved: saved::Saved,
 }
 
 /// Whether the selected mailbox is still the one the client selected.
@@ -177,6 +180,7 @@ impl View {
             bans,
             pending: false,
             unreported: 0,
+            saved: saved::Saved::default(),
         };
         // After the messages were read, so that the claim covers them all.
         view.take_recent(services).await?;
