@@ -14,11 +14,7 @@ const SECOND: &str = "From: carol@example.net\r\nTo: box@alice.example\r\nSubjec
 Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n\r\nNothing to see.\r\n";
 
 async fn alice(server: &TestServer) -> User {
-    let alice = server.user("alice@example.com").await;
-    server
-        .domain("alice.example", Some(&alice), true, false)
-        .await;
-    server.address(&alice, "box@alice.example").await;
+    let alice = server.alice_with(&["box@alice.example"]).await;
     server.deliver("box@alice.example", HELLO).await;
     server.deliver("box@alice.example", SECOND).await;
     alice

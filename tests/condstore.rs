@@ -12,12 +12,9 @@ Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n";
 
 /// Alice, her addresses `box@` and `other@alice.example`, three messages in box.
 async fn alice(server: &TestServer) -> User {
-    let alice = server.user("alice@example.com").await;
-    server
-        .domain("alice.example", Some(&alice), true, false)
+    let alice = server
+        .alice_with(&["box@alice.example", "other@alice.example"])
         .await;
-    server.address(&alice, "box@alice.example").await;
-    server.address(&alice, "other@alice.example").await;
     for _ in 0..3 {
         server.deliver("box@alice.example", MESSAGE).await;
     }
@@ -368,19 +365,18 @@ async fn malformed_condstore_arguments_are_bad(server: TestServer) {
     let alice = alice(&server).await;
     let mut client = server.login(&alice).await;
     client.run("SELECT box@alice.example").await;
-    for command in [
-        "FETCH 1 (FLAGS) (CHANGEDSINCE 0)",
-        "FETCH 1 (FLAGS) (CHANGEDSINCE abc)",
-        "FETCH 1 (FLAGS) (CHANGEDSINCE 99999999999999999999999)",
-        "FETCH 1 (FLAGS) (VANISHED)",
-        "UID FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)",
-        "STORE 1 (UNCHANGEDSINCE x) +FLAGS (\\Seen)",
-        "SEARCH MODSEQ",
-        "SELECT box@alice.example (QRESYNC (1 1))",
-    ] {
-        let response = client.run(command).await;
-        assert_eq!(response.status(), "BAD", "{command}: {response:?}");
-    }
+    client
+        .expect_bad(&[
+            "FETCH 1 (FLAGS) (CHANGEDSINCE 0)",
+            "FETCH 1 (FLAGS) (CHANGEDSINCE abc)",
+            "FETCH 1 (FLAGS) (CHANGEDSINCE 99999999999999999999999)",
+            "FETCH 1 (FLAGS) (VANISHED)",
+            "UID FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)",
+            "STORE 1 (UNCHANGEDSINCE x) +FLAGS (\\Seen)",
+            "SEARCH MODSEQ",
+            "SELECT box@alice.example (QRESYNC (1 1))",
+        ])
+        .await;
     // The session is fine afterwards.
     client.run("SELECT box@alice.example").await;
     assert!(client.run("FETCH 1 (MODSEQ)").await.is_ok());

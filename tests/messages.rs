@@ -15,12 +15,9 @@ Subject: =?UTF-8?Q?Caf=C3=A9?=\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\nL
 
 /// Alice with two addresses and three messages: two in box@, one in other@.
 async fn alice(server: &TestServer) -> User {
-    let alice = server.user("alice@example.com").await;
-    server
-        .domain("alice.example", Some(&alice), true, false)
+    let alice = server
+        .alice_with(&["box@alice.example", "other@alice.example"])
         .await;
-    server.address(&alice, "box@alice.example").await;
-    server.address(&alice, "other@alice.example").await;
     server.deliver("box@alice.example", HELLO).await;
     server.deliver("box@alice.example", SECOND).await;
     server.deliver("other@alice.example", THIRD).await;

@@ -12,11 +12,7 @@ Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n";
 
 /// Alice, her address `box@alice.example` with six messages (UIDs 1 to 6).
 async fn alice(server: &TestServer) -> User {
-    let alice = server.user("alice@example.com").await;
-    server
-        .domain("alice.example", Some(&alice), true, false)
-        .await;
-    server.address(&alice, "box@alice.example").await;
+    let alice = server.alice_with(&["box@alice.example"]).await;
     for _ in 0..6 {
         server.deliver("box@alice.example", MESSAGE).await;
     }

@@ -225,11 +225,7 @@ async fn an_upgraded_deployment_serves_its_old_users_and_mail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_writers_get_ascending_uids_and_notify() {
     let server = TestServer::start(Backend::Postgres).await;
-    let alice = server.user("alice@example.com").await;
-    server
-        .domain("alice.example", Some(&alice), true, false)
-        .await;
-    server.address(&alice, "box@alice.example").await;
+    let alice = server.alice_with(&["box@alice.example"]).await;
     let imap_server::store::Backend::Postgres(pool) = server.database.backend.clone() else {
         unreachable!("postgres test")
     };

@@ -398,6 +398,18 @@ impl TestServer {
             .expect("add domain");
     }
 
+    /// alice@example.com, owner of the active domain alice.example, with
+    /// these addresses on it: the fixture most scenarios start from.
+    pub async fn alice_with(&self, addresses: &[&str]) -> User {
+        let alice = self.user("alice@example.com").await;
+        self.domain("alice.example", Some(&alice), true, false)
+            .await;
+        for address in addresses {
+            self.address(&alice, address).await;
+        }
+        alice
+    }
+
     pub async fn address(&self, user: &User, address: &str) {
         self.database
             .mail
@@ -661,6 +673,14 @@ impl Client {
         let tag = self.tag();
         self.send(format!("{tag} {command}\r\n").as_bytes()).await;
         self.until_tagged(&tag).await
+    }
+
+    /// Sends each command and expects a BAD for every one.
+    pub async fn expect_bad(&mut self, commands: &[&str]) {
+        for command in commands {
+            let response = self.run(command).await;
+            assert_eq!(response.status(), "BAD", "{command}: {response:?}");
+        }
     }
 
     /// Sends a command and returns everything up to and including its tagged
