@@ -14,6 +14,7 @@ use imap_server::config::TlsFiles;
 use imap_server::server::CleartextLogin;
 use imap_server::server::tls::write_self_signed;
 use rustls::pki_types::{CertificateDer, pem::PemObject};
+use support::compressed::Compressed;
 use support::tls_client::{connector, localhost};
 use support::{Backend, Options, TestServer, User};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -251,6 +252,26 @@ async fn implicit_tls_logs_in_on_the_imaps_port() {
     assert_eq!(starttls, vec!["t BAD TLS is already active"]);
     let login = client.run("l", &login_command(&setup.alice)).await;
     assert!(login.last().unwrap().starts_with("l OK"), "{login:?}");
+}
+
+#[tokio::test]
+async fn compression_runs_inside_tls() {
+    let setup = setup(CleartextLogin::NoOne).await;
+    let tls_addr = setup.server.tls_addr.expect("an IMAPS listener");
+    let (mut client, _) = TlsClient::implicit(tls_addr, &[&setup.files.cert]).await;
+    let login = client.run("l", &login_command(&setup.alice)).await;
+    assert!(login.last().unwrap().starts_with("l OK"), "{login:?}");
+    let compress = client.run("c", "COMPRESS DEFLATE").await;
+    assert_eq!(compress, vec!["c OK DEFLATE active"]);
+    assert!(client.stream.buffer().is_empty(), "nothing follows the OK");
+    let mut compressed = Compressed::new(client.stream.into_inner());
+    let list = compressed.run("l2", "LIST \"\" INBOX").await;
+    assert_eq!(
+        list[0], "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+        "{list:?}"
+    );
+    let bye = compressed.run("o", "LOGOUT").await;
+    assert!(bye[0].starts_with("* BYE"), "{bye:?}");
 }
 
 #[tokio::test]

@@ -50,6 +50,7 @@ const KNOWN_COMMANDS: &[&str] = &[
     "ID",
     "NAMESPACE",
     "UNSELECT",
+    "COMPRESS",
 ];
 
 pub fn is_known_command(name: &str) -> bool {
@@ -130,6 +131,16 @@ impl Session {
                 }
                 Err(failure) => Err(failure),
             },
+            CommandBody::Compress { algorithm } if self.account().is_some() => {
+                match any::compress(&algorithm, self.compressed) {
+                    Ok(done) => {
+                        self.compressed = true;
+                        self.finish(tag, Ok(done), out);
+                        return Next::Compress;
+                    }
+                    Err(failure) => Err(failure),
+                }
+            }
             CommandBody::Noop => any::noop(),
             CommandBody::Logout => {
                 out.bye("Logging out");

@@ -59,6 +59,11 @@ pub fn new_message(raw: Vec<u8>, flags: Vec<String>, received: DateTime<Utc>) ->
 /// Capabilities once logged in. Nothing is advertised that is not implemented.
 pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT SPECIAL-USE CHILDREN CONDSTORE QRESYNC ESEARCH SEARCHRES";
 
+/// Capabilities offered only once logged in: compressing a stream that
+/// carries a token invites CRIME-style guessing, and there is nothing to
+/// gain before.
+pub const AFTER_LOGIN: &str = "COMPRESS=DEFLATE";
+
 /// Capabilities before login (RFC 3501 7.2.1): the same, plus what the
 /// transport allows: STARTTLS where TLS can start, and either the login
 /// mechanisms or LOGINDISABLED where tokens must not travel in clear.

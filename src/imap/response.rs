@@ -79,6 +79,8 @@ pub enum Code {
     Modified(String),
     /// A SELECT ended the previous selection (QRESYNC enabled).
     Closed,
+    /// RFC 4978: COMPRESS when it is on already.
+    CompressionActive,
 }
 
 impl Code {
@@ -151,6 +153,7 @@ impl Code {
                 return;
             }
             Code::Closed => "CLOSED",
+            Code::CompressionActive => "COMPRESSIONACTIVE",
         };
         out.push_str(text);
     }

@@ -29,6 +29,8 @@ pub enum Next {
     /// Send what is queued, drop whatever the client sent after the
     /// command, and run the TLS handshake.
     StartTls,
+    /// Send what is queued, then compress both ways (COMPRESS, RFC 4978).
+    Compress,
     /// Send what is queued, then close.
     Close,
 }
@@ -62,6 +64,8 @@ pub struct Session {
     pub(super) condstore: bool,
     /// QRESYNC was enabled (RFC 7162 3.2.3); it implies CONDSTORE.
     pub(super) qresync: bool,
+    /// COMPRESS=DEFLATE is on (RFC 4978).
+    pub(super) compressed: bool,
     /// Whether any valid command has arrived (HTTP detection applies before that).
     seen_command: bool,
     pub(crate) transport: Transport,
@@ -80,6 +84,7 @@ impl Session {
             bad_commands: 0,
             condstore: false,
             qresync: false,
+            compressed: false,
             seen_command: false,
             transport,
             running: None,
@@ -94,7 +99,7 @@ impl Session {
     /// The capabilities for the current state and transport.
     pub(crate) fn capabilities(&self) -> String {
         match self.state.account() {
-            Some(_) => super::CAPABILITIES.to_owned(),
+            Some(_) => format!("{} {}", super::CAPABILITIES, super::AFTER_LOGIN),
             None => capabilities_before_login(&self.transport),
         }
     }

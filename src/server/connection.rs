@@ -7,6 +7,7 @@ use std::io;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::compress::Deflate;
 use crate::config::Limits;
 use crate::imap::refusal::{Problem, recover_tag};
 use crate::imap::response::Sink;
@@ -74,6 +75,8 @@ pub struct Connection<S> {
     message_literals: bool,
     /// Where the bytes read and written are counted, if anywhere.
     traffic: Option<Traffic>,
+    /// COMPRESS=DEFLATE, once started.
+    deflate: Option<Box<Deflate>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -88,6 +91,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             write_timeout: limits.write_timeout,
             message_literals: false,
             traffic: None,
+            deflate: None,
         }
     }
 
@@ -111,6 +115,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         dropped
     }
 
+    /// Compresses both ways from now on (COMPRESS, RFC 4978), once the OK
+    /// has gone out uncompressed. Anything the client sent after the
+    /// command was compressed already.
+    pub fn start_compression(&mut self) {
+        let already_read = self.input.split();
+        self.deflate = Some(Box::new(Deflate::new(&already_read)));
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
     pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
     }
@@ -123,8 +139,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Sends what is queued. A client that does not read for
     /// `IMAP_WRITE_TIMEOUT` fails the write: its connection closes.
     pub async fn flush(&mut self) -> io::Result<()> {
+        self.flush_queued(true).await
+    }
+
+    /// Sends what is queued; `ends_answer` when nothing follows until the
+    /// client speaks again.
+    async fn flush_queued(&mut self, ends_answer: bool) -> io::Result<()> {
         let output = std::mem::take(&mut self.output);
-        let sent = self.send_within_deadline(&output).await;
+        let sent = self.send_within_deadline(&output, ends_answer).await;
         self.output = output;
         self.output.clear();
         // A 5 MB FETCH answer must not stay allocated for the hours the
@@ -133,7 +155,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         sent
     }
 
-    async fn send_within_deadline(&mut self, bytes: &[u8]) -> io::Result<()> {
+    async fn send_within_deadline(&mut self, bytes: &[u8], ends_answer: bool) -> io::Result<()> {
+        let compressed;
+        let bytes = match &mut self.deflate {
+            Some(deflate) if !bytes.is_empty() => {
+                compressed = deflate.deflate(bytes, ends_answer)?;
+                &compressed[..]
+            }
+            _ => bytes,
+        };
         let send = async {
             if !bytes.is_empty() {
                 self.stream.write_all(bytes).await?;
@@ -178,6 +208,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if self.input.is_empty() && self.input.capacity() > BUFFER_LIMIT {
             // Give back what a large literal (APPEND) made the buffer grow to.
             self.input = BytesMut::with_capacity(BUFFER_KEPT);
+        }
+        if let Some(deflate) = &mut self.deflate {
+            return fill_compressed(&mut self.stream, deflate, &mut self.input, &self.traffic)
+                .await;
         }
         if self.input.capacity() - self.input.len() < 1024 {
             self.input.reserve(8192);
@@ -351,8 +385,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 #[async_trait::async_trait]
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Sink for Connection<S> {
     async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.flush().await?;
-        self.send_within_deadline(bytes).await
+        self.flush_queued(false).await?;
+        self.send_within_deadline(bytes, false).await
+    }
+}
+
+/// Reads compressed bytes until some inflate into `input`.
+async fn fill_compressed<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    deflate: &mut Deflate,
+    input: &mut BytesMut,
+    traffic: &Option<Traffic>,
+) -> Result<(), ReadError> {
+    loop {
+        if deflate.inflate(input)? > 0 {
+            return Ok(());
+        }
+        let received = deflate.received_mut();
+        if received.capacity() - received.len() < 1024 {
+            received.reserve(8192);
+        }
+        let read = stream.read_buf(received).await?;
+        if read == 0 {
+            return Err(ReadError::Closed);
+        }
+        if let Some(traffic) = traffic {
+            traffic.received.inc_by(read as u64);
+        }
     }
 }
 

@@ -147,6 +147,10 @@ pub async fn serve(
                 Err(_) => break "TLS handshake timed out",
             }
         }
+        if next == Next::Compress {
+            connection.start_compression();
+            next = Next::Command;
+        }
         // A timeout on the read fires only when the read has to wait: a
         // client that always has its next command queued (or pipelined one
         // behind a penalised LOGIN) would be read past the deadline.

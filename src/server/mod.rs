@@ -1,5 +1,6 @@
 //! Listeners, the accept loop, TLS, per-connection handling and shutdown.
 
+mod compress;
 pub mod connection;
 mod handler;
 mod listener;

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod compressed;
 pub mod haproxy;
 pub mod postgres;
 pub mod supabase;
@@ -673,6 +674,16 @@ impl Client {
         let tag = self.tag();
         self.send(format!("{tag} {command}\r\n").as_bytes()).await;
         self.until_tagged(&tag).await
+    }
+
+    /// The connection itself, once nothing is left buffered (after an OK to
+    /// COMPRESS, what follows is no longer lines).
+    pub fn into_stream(self) -> TcpStream {
+        assert!(self.reader.buffer().is_empty(), "nothing follows the OK");
+        self.reader
+            .into_inner()
+            .reunite(self.writer)
+            .expect("the halves of one stream")
     }
 
     /// Sends each command and expects a BAD for every one.

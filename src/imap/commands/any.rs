@@ -1,19 +1,35 @@
 //! Commands valid in any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), and
 //! the authenticated-state informational ones, ENABLE (RFC 5161) and
-//! NAMESPACE (RFC 2342).
+//! NAMESPACE (RFC 2342), and COMPRESS (RFC 4978), which the connection
+//! carries out once its OK is sent.
 
 use std::net::SocketAddr;
 
 use imap_types::core::{IString, NString, Vec1};
+use imap_types::extensions::compress::CompressionAlgorithm;
 use imap_types::extensions::enable::CapabilityEnable;
 
-use crate::imap::outcome::{Done, Outcome};
-use crate::imap::response::{Out, quoted};
+use crate::imap::outcome::{Done, Failure, Outcome};
+use crate::imap::response::{Code, Out, quoted};
 use crate::logsafe::Escaped;
 
 pub fn capability(list: &str, out: &mut Out<'_>) -> Outcome {
     out.untagged(&format!("CAPABILITY {list}"));
     Ok(Done::ok("CAPABILITY completed"))
+}
+
+/// COMPRESS DEFLATE, once per connection.
+pub fn compress(algorithm: &CompressionAlgorithm, active: bool) -> Outcome {
+    if active {
+        return Err(Failure::no(
+            Code::CompressionActive,
+            "Compression is already on",
+        ));
+    }
+    match algorithm {
+        CompressionAlgorithm::Deflate => Ok(Done::ok("DEFLATE active")),
+        _ => Err(Failure::no(Code::Cannot, "Only DEFLATE is supported")),
+    }
 }
 
 pub fn noop() -> Outcome {
