@@ -123,10 +123,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.deflate = Some(Box::new(Deflate::new(&already_read)));
     }
 
-    pub fn is_compressed(&self) -> bool {
-        self.deflate.is_some()
-    }
-
     pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
     }

@@ -89,12 +89,6 @@ pub struct SavedSets {
     pub program_sets: usize,
 }
 
-impl SavedSets {
-    pub fn any(&self) -> bool {
-        self.as_command_set || !self.in_program.is_empty()
-    }
-}
-
 /// What stands for `$` when imap-codec parses the command: any valid
 /// sequence set; the handlers put the saved messages in its place.
 const PLACEHOLDER: &[u8] = b"1";

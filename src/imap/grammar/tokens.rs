@@ -75,35 +75,24 @@ pub fn tokenize(command: &[u8]) -> Option<Vec<Token>> {
         while command.get(at) == Some(&b' ') {
             at += 1;
         }
-        let token = match command.get(at)? {
+        let (kind, end) = match command.get(at)? {
             b'\r' | b'\n' => return Some(tokens),
-            b'(' => single(Kind::Open, at),
-            b')' => single(Kind::Close, at),
-            b'"' => quoted(command, at)?,
-            b'{' => literal(command, at, at)?,
-            b'~' if command.get(at + 1) == Some(&b'{') => literal(command, at, at + 1)?,
-            _ => atom(command, at)?,
+            b'(' => (Kind::Open, at + 1),
+            b')' => (Kind::Close, at + 1),
+            b'"' => (Kind::Quoted, quoted_end(command, at)?),
+            b'{' => (Kind::Literal, literal_end(command, at)?),
+            b'~' if command.get(at + 1) == Some(&b'{') => {
+                (Kind::Literal, literal_end(command, at + 1)?)
+            }
+            _ => (Kind::Atom, atom_end(command, at)?),
         };
-        at = token.end;
-        tokens.push(token);
+        tokens.push(Token {
+            kind,
+            start: at,
+            end,
+        });
+        at = end;
     }
-}
-
-fn single(kind: Kind, at: usize) -> Token {
-    Token {
-        kind,
-        start: at,
-        end: at + 1,
-    }
-}
-
-fn quoted(command: &[u8], start: usize) -> Option<Token> {
-    let end = quoted_end(command, start)?;
-    Some(Token {
-        kind: Kind::Quoted,
-        start,
-        end,
-    })
 }
 
 /// Where the quoted string opening at `start` ends (after its closing quote).
@@ -117,15 +106,6 @@ fn quoted_end(command: &[u8], start: usize) -> Option<usize> {
             _ => at += 1,
         }
     }
-}
-
-fn literal(command: &[u8], start: usize, brace: usize) -> Option<Token> {
-    let end = literal_end(command, brace)?;
-    Some(Token {
-        kind: Kind::Literal,
-        start,
-        end,
-    })
 }
 
 /// Where the literal whose `{` is at `brace` ends (after its data).
@@ -158,7 +138,7 @@ fn line_ending(rest: &[u8]) -> Option<usize> {
 /// An atom, with any bracketed section inside it: brackets may hold
 /// spaces, parentheses, quoted strings and literals
 /// (`BODY.PEEK[HEADER.FIELDS ("Subject" {4}\r\nDate)]`).
-fn atom(command: &[u8], start: usize) -> Option<Token> {
+fn atom_end(command: &[u8], start: usize) -> Option<usize> {
     let mut at = start;
     let mut depth = 0usize;
     while let Some(&byte) = command.get(at) {
@@ -179,11 +159,7 @@ fn atom(command: &[u8], start: usize) -> Option<Token> {
         }
         at += 1;
     }
-    (depth == 0 && at > start).then_some(Token {
-        kind: Kind::Atom,
-        start,
-        end: at,
-    })
+    (depth == 0 && at > start).then_some(at)
 }
 
 /// A command with some of its tokens replaced (or removed, with the space
